@@ -1,0 +1,20 @@
+# bnbench: data -> training (framework x variant x seed) -> combined tables -> figures -> report.
+# The science lives in the bnbench package; rules only wire files together.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,3 @@
+from bnbench.cli import main
+
+raise SystemExit(main())

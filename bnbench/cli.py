@@ -1,0 +1,141 @@
+"""`python -m bnbench data|train|combine|plots|report`: the commands the Snakemake rules call.
+
+Framework, plotting and dataframe imports happen inside the verb that needs them, so a torch job never
+imports TensorFlow (and vice versa) and no training job pays for plotting imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bnbench import BnbenchError
+
+
+def log(message: str) -> None:
+    print(f"[bnbench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_data(args) -> None:
+    from bnbench.data import circles, io
+
+    params = json.loads(args.params)
+    makers = {"circles": circles.make}
+    io.save(args.out, makers[args.dataset](**params))
+    log(f"wrote {args.out}")
+
+
+def cmd_train(args) -> None:
+    import platform
+
+    import numpy as np
+
+    from bnbench import __version__, backends, metrics, results
+    from bnbench.data import io
+
+    run = json.loads(args.run)
+    backend = backends.load(run["framework"])
+    data = io.load(args.data)
+    name = "/".join(str(run[k]) for k in results.RUN_COLUMNS)
+    log(f"training {name} for {run['epochs']} epochs on {args.threads} thread(s)")
+    outcome = backend.train(run, data, threads=args.threads, log=log)
+    history, target = outcome["history"], run["target_accuracy"]
+    last = history[-1]
+    summary = {
+        **{k: run[k] for k in results.RUN_COLUMNS},
+        "train_loss": last["train_loss"], "train_accuracy": last["train_accuracy"],
+        "val_loss": last["val_loss"], "val_accuracy": last["val_accuracy"],
+        "test_loss": outcome["test_loss"], "test_accuracy": outcome["test_accuracy"],
+        "target_accuracy": target,
+        "epochs_to_target": metrics.epochs_to_target(history, target),
+        "seconds_to_target": metrics.seconds_to_target(history, target),
+        "epochs_trained": len(history),
+        "total_train_seconds": sum(r["epoch_seconds"] for r in history),
+        "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
+        "threads": args.threads,
+        "run": run,
+        "versions": {"bnbench": __version__, "python": platform.python_version(),
+                     "numpy": np.__version__, **backend.versions()},
+    }
+    results.write_history(args.history, run, history)
+    results.write_summary(args.summary, summary)
+    log(f"done: test accuracy {outcome['test_accuracy']:.4f}, "
+        f"epochs to {target}: {summary['epochs_to_target']}")
+
+
+def cmd_combine(args) -> None:
+    from bnbench import results
+
+    history, summary = results.combine(args.runs)
+    Path(args.history).parent.mkdir(parents=True, exist_ok=True)
+    history.to_parquet(args.history, index=False)
+    summary.to_csv(args.summary, index=False)
+    log(f"combined {len(summary)} runs, {len(history)} epochs")
+
+
+def cmd_plots(args) -> None:
+    from bnbench import plots
+
+    plots.write_figures(args.history, args.summary, args.dataset, args.arch, args.outdir)
+    log(f"wrote figures for {args.dataset}/{args.arch} into {args.outdir}")
+
+
+def cmd_report(args) -> None:
+    from bnbench import report
+
+    report.write_report(args.summary, args.figures, args.config, args.out)
+    log(f"wrote {args.out}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bnbench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    data = sub.add_parser("data", help="generate or fetch a dataset into its npz cache")
+    data.add_argument("dataset", choices=["circles"])
+    data.add_argument("--params", required=True, help="dataset settings as JSON")
+    data.add_argument("--out", required=True)
+    data.set_defaults(func=cmd_data)
+
+    train = sub.add_parser("train", help="train one run and write history.csv + summary.json")
+    train.add_argument("--run", required=True, help="resolved run settings as JSON")
+    train.add_argument("--data", required=True)
+    train.add_argument("--history", required=True)
+    train.add_argument("--summary", required=True)
+    train.add_argument("--threads", type=int, default=1)
+    train.set_defaults(func=cmd_train)
+
+    combine = sub.add_parser("combine", help="combine run outputs into tidy tables")
+    combine.add_argument("runs", nargs="+", help="run directories")
+    combine.add_argument("--history", required=True, help="output parquet (one row per epoch)")
+    combine.add_argument("--summary", required=True, help="output csv (one row per run)")
+    combine.set_defaults(func=cmd_combine)
+
+    plots = sub.add_parser("plots", help="render the figures of one dataset x arch")
+    plots.add_argument("--history", required=True)
+    plots.add_argument("--summary", required=True)
+    plots.add_argument("--dataset", required=True)
+    plots.add_argument("--arch", required=True)
+    plots.add_argument("--outdir", required=True)
+    plots.set_defaults(func=cmd_plots)
+
+    report = sub.add_parser("report", help="render the self-contained HTML report")
+    report.add_argument("--summary", required=True)
+    report.add_argument("--figures", nargs="+", required=True)
+    report.add_argument("--config", required=True, help="the resolved config as JSON")
+    report.add_argument("--out", required=True)
+    report.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except BnbenchError as err:
+        print(f"bnbench: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,136 @@
+"""Load and validate config.yaml; resolve one run's full settings (defaults + dataset + variant)."""
+
+from __future__ import annotations
+
+import copy
+from itertools import product
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from bnbench import PROJECT_ROOT, BnbenchError
+
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+RUN_KEYS = ("dataset", "arch", "variant", "framework", "seed")
+
+
+class ConfigError(BnbenchError):
+    pass
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file and validate it (defaults filled in)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; pass an existing YAML file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax") from None
+    return validate_config(config or {}, source=str(path))
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in each property's schema default (the jsonschema FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    message = error.message
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        message += f"; allowed keys: {', '.join(allowed)}"
+    hint = error.schema.get("description", "")
+    return f"{where}: {message}" + (f" (expected: {hint})" if hint else "")
+
+
+def validate_config(config: dict, source: str = "config") -> dict:
+    """Validate in place, fill defaults, check cross-references; raise ConfigError with one line."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
+    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: invalid config at {_describe(errors[0])}")
+    _check_references(config, source)
+    return config
+
+
+def _check_references(config: dict, source: str) -> None:
+    for name, dataset in config["datasets"].items():
+        unknown = [v for v in dataset.get("variants", []) if v not in config["variants"]]
+        if unknown:
+            raise ConfigError(
+                f"{source}: datasets.{name}.variants names unknown variant(s) {', '.join(unknown)}; "
+                f"define them under 'variants' or use one of: {', '.join(config['variants'])}"
+            )
+        if "n_train" in dataset and dataset["n_train"] >= dataset.get("n_samples", float("inf")):
+            raise ConfigError(
+                f"{source}: datasets.{name}.n_train ({dataset['n_train']}) must be below n_samples "
+                f"({dataset['n_samples']}) so that a test half remains; lower n_train"
+            )
+        if "n_train" in dataset and dataset["batch_size"] > dataset["n_train"]:
+            raise ConfigError(
+                f"{source}: datasets.{name}.batch_size ({dataset['batch_size']}) is larger than the "
+                f"training set ({dataset['n_train']}); lower batch_size"
+            )
+
+
+def dataset_seeds(config: dict, dataset: str) -> list[int]:
+    return config["datasets"][dataset].get("seeds", config["seeds"])
+
+
+def dataset_variants(config: dict, dataset: str) -> list[str]:
+    return config["datasets"][dataset].get("variants", list(config["variants"]))
+
+
+def runs(config: dict) -> list[dict]:
+    """Every run the config asks for, as dicts of RUN_KEYS."""
+    result = []
+    for dataset, settings in config["datasets"].items():
+        combos = product(settings["archs"], dataset_variants(config, dataset), config["frameworks"],
+                         dataset_seeds(config, dataset))
+        result += [dict(zip(RUN_KEYS, (dataset, *combo))) for combo in combos]
+    return result
+
+
+def dataset_params(config: dict, dataset: str) -> dict:
+    """Settings that define the data itself (what the data rule needs)."""
+    training_keys = {"archs", "epochs", "batch_size", "optimizer", "target_accuracy", "seeds", "variants"}
+    return {k: v for k, v in config["datasets"][dataset].items() if k not in training_keys}
+
+
+def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: str, seed: int) -> dict:
+    """The complete, self-contained settings of one run (written into summary.json)."""
+    settings = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "arch": arch,
+        "variant": variant,
+        "framework": framework,
+        "seed": int(seed),
+        "epochs": settings["epochs"],
+        "batch_size": settings["batch_size"],
+        "optimizer": dict(settings["optimizer"]),
+        "target_accuracy": settings["target_accuracy"],
+        "bn": dict(config["variants"][variant]),
+    }

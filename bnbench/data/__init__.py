@@ -1,0 +1,1 @@
+"""Dataset generation and the npz cache every training job reads."""

@@ -1,0 +1,47 @@
+"""The run output contract (history.csv, summary.json) and combining runs into tidy tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+HISTORY_COLUMNS = ["dataset", "arch", "variant", "framework", "seed", "epoch", "train_loss",
+                   "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"]
+RUN_COLUMNS = HISTORY_COLUMNS[:5]
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write to a temporary name and rename, so no reader ever sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        write(handle)
+    os.replace(tmp, path)
+
+
+def write_history(path: str | Path, run: dict, records: list[dict]) -> None:
+    def write(handle):
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({**{k: run[k] for k in RUN_COLUMNS}, **record})
+
+    _atomic_write(Path(path), write)
+
+
+def write_summary(path: str | Path, summary: dict) -> None:
+    _atomic_write(Path(path), lambda handle: json.dump(summary, handle, indent=2, sort_keys=True))
+
+
+def combine(run_dirs: list[str | Path]):
+    """(history, summary) DataFrames: one row per epoch, one row per run (nested keys flattened)."""
+    import pandas as pd
+
+    history = pd.concat([pd.read_csv(Path(d) / "history.csv") for d in run_dirs], ignore_index=True)
+    summaries = [json.loads((Path(d) / "summary.json").read_text()) for d in run_dirs]
+    summary = pd.json_normalize(summaries, sep=".")
+    first = RUN_COLUMNS + [c for c in summary.columns if c not in RUN_COLUMNS and not c.startswith("run.")]
+    summary = summary[first + [c for c in summary.columns if c not in first]]
+    return history, summary

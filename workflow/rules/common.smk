@@ -1,0 +1,66 @@
+import json
+import os
+import sys
+
+# Make the bnbench package importable here and in every job's `python -m bnbench`.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+from bnbench.config import ConfigError, resolve_run, runs, validate_config, dataset_params
+
+try:
+    validate_config(config, source="config")
+except ConfigError as err:
+    # One clear line, before any job runs.
+    raise WorkflowError(str(err)) from None
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    framework="keras|torch",
+    seed=r"\d+",
+    arch=r"[A-Za-z0-9_]+",
+    variant=r"[A-Za-z0-9_]+",
+
+
+RUN_DIR = "results/runs/{dataset}/{arch}/{variant}/{framework}/seed{seed}"
+RUNS = runs(config)
+DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
+FIGURES = ["val_accuracy", "test_accuracy", "epochs_to_target"]
+
+
+def run_dirs():
+    return [RUN_DIR.format(**r) for r in RUNS]
+
+
+def figure_paths():
+    return [
+        f"reports/figures/{dataset}/{arch}/{figure}.svg"
+        for dataset, arch in DATASET_ARCHS
+        for figure in FIGURES
+    ]
+
+
+def run_settings(wildcards):
+    """The run's resolved settings as JSON (a param, so a config change reruns the job)."""
+    return json.dumps(
+        resolve_run(
+            config,
+            wildcards.dataset,
+            wildcards.arch,
+            wildcards.variant,
+            wildcards.framework,
+            int(wildcards.seed),
+        ),
+        sort_keys=True,
+    )
+
+
+def data_settings(wildcards):
+    return json.dumps(dataset_params(config, wildcards.dataset), sort_keys=True)
+
+
+def final_outputs():
+    return ["results/history.parquet", "results/summary.csv", "reports/index.html"]

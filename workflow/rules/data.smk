@@ -1,0 +1,12 @@
+rule dataset:
+    output:
+        "resources/data/{dataset}.npz",
+    params:
+        settings=data_settings,
+    log:
+        "logs/data/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m bnbench data {wildcards.dataset} --params {params.settings:q} "
+        "--out {output} > {log} 2>&1"

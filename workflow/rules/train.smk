@@ -1,0 +1,18 @@
+rule train:
+    input:
+        "resources/data/{dataset}.npz",
+    output:
+        history=f"{RUN_DIR}/history.csv",
+        summary=f"{RUN_DIR}/summary.json",
+    params:
+        run=run_settings,
+    log:
+        "logs/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.tsv"
+    threads: 1
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m bnbench train --run {params.run:q} --data {input} --threads {threads} "
+        "--history {output.history} --summary {output.summary} > {log} 2>&1"
