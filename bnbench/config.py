@@ -60,7 +60,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         message += f"; allowed keys: {', '.join(allowed)}"
-    hint = error.schema.get("description", "")
+    hint = error.schema.get("description", "") if error.absolute_path else ""
     return f"{where}: {message}" + (f" (expected: {hint})" if hint else "")
 
 
@@ -70,7 +70,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError(f"{source}: invalid config at {_describe(errors[0])}")
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: invalid config at {_describe(errors[0])}{more}")
     _check_references(config, source)
     return config
 

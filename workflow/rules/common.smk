@@ -1,12 +1,11 @@
 import json
-import os
+import shlex
 import sys
 
-# Make the bnbench package importable here and in every job's `python -m bnbench`.
+# The bnbench package lives beside the Snakefile: importable here, and in every job's
+# `python -m bnbench` whatever the working directory (`snakemake -d elsewhere`).
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
 from bnbench.config import ConfigError, resolve_run, runs, validate_config, dataset_params
 

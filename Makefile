@@ -1,0 +1,32 @@
+# bnbench: `make run` (benchmark) and `make test` (test suite); both create .venv when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+CORES  ?= 8
+BIN    := $(VENV)/bin
+# Jobs call `python -m bnbench`, so the venv must come first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test test-fast lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results resources logs benchmarks reports/index.html reports/figures .snakemake

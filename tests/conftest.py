@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# Jobs run `python -m bnbench`: the interpreter running the tests must come first on PATH.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+TINY_CONFIG = {
+    "frameworks": ["keras", "torch"],
+    "seeds": [1, 2],
+    "datasets": {"circles": {"epochs": 3, "variants": ["none", "bn_after"]}},
+    "variants": {"none": {"placement": "none"}, "bn_after": {"placement": "after"}},
+}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real Snakemake on this repo's Snakefile with `workdir` as working directory."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def circles_npz(tmp_path):
+    from bnbench.data import circles, io
+
+    path = tmp_path / "circles.npz"
+    io.save(path, circles.make())
+    return path

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from bnbench import bn
+from bnbench.backends import torch_backend
+
+
+@pytest.mark.parametrize(
+    "keras_momentum, torch_momentum", [(0.99, 0.01), (0.9, 0.1), (0.5, 0.5), (0.0, 1.0), (1.0, 0.0)]
+)
+def test_momentum_is_inverted(keras_momentum, torch_momentum):
+    kwargs = bn.torch_kwargs(bn.BNSettings(momentum=keras_momentum))
+    assert kwargs["momentum"] == pytest.approx(torch_momentum)
+
+
+@pytest.mark.parametrize(
+    "center, scale, affine, trainable",
+    [
+        (True, True, True, {"weight": True, "bias": True}),
+        (False, False, False, {"weight": False, "bias": False}),
+        (True, False, True, {"weight": False, "bias": True}),
+        (False, True, True, {"weight": True, "bias": False}),
+    ],
+)
+def test_affine_translation(center, scale, affine, trainable):
+    settings = bn.BNSettings(center=center, scale=scale, epsilon=1e-5)
+    assert bn.torch_kwargs(settings) == {"eps": 1e-5, "momentum": pytest.approx(0.01), "affine": affine}
+    assert bn.keras_kwargs(settings) == {"momentum": 0.99, "epsilon": 1e-5, "center": center, "scale": scale}
+    assert bn.torch_trainable(settings) == trainable
+
+
+def test_settings_from_variant_takes_bn_keys_only():
+    settings = bn.BNSettings.from_variant({"placement": "after", "momentum": 0.0, "use_bias": False})
+    assert settings == bn.BNSettings(momentum=0.0)
+
+
+@pytest.mark.parametrize("center, scale", [(True, False), (False, True)])
+def test_frozen_torch_parameter_stays_at_identity_while_training(center, scale):
+    layer = torch_backend.batch_norm(bn.BNSettings(center=center, scale=scale), 4)
+    opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=0.5)
+    x = torch.randn(16, 4) * 3 + 2
+    for _ in range(5):
+        opt.zero_grad()
+        (layer(x) * torch.arange(4.0)).pow(2).sum().backward()
+        opt.step()
+    learned, frozen = (layer.bias, layer.weight) if center else (layer.weight, layer.bias)
+    identity = 1.0 if frozen is layer.weight else 0.0
+    assert torch.all(frozen == identity)
+    assert not torch.allclose(learned, torch.full_like(learned, 1.0 - identity))
+
+
+def test_keras_momentum_zero_keeps_last_batch_statistics_in_torch():
+    """Keras momentum 0.0 means 'moving stats = last batch'; torch needs momentum 1.0 for that."""
+    layer = torch_backend.batch_norm(bn.BNSettings(momentum=0.0), 3)
+    x = torch.from_numpy(np.random.default_rng(0).normal(5, 2, size=(64, 3)).astype(np.float32))
+    layer.train()
+    layer(x)
+    torch.testing.assert_close(layer.running_mean, x.mean(0))

@@ -1,0 +1,94 @@
+import copy
+
+import pytest
+import yaml
+
+from bnbench.config import ConfigError, load_config, resolve_run, runs, validate_config
+from conftest import REPO, TINY_CONFIG, snakemake, write_config
+
+
+def test_shipped_config_is_valid_and_complete():
+    config = load_config(REPO / "config.yaml")
+    assert set(config["variants"]) == {"none", "bn_after", "bn_before", "bn_no_affine", "bn_momentum0",
+                                       "bn_input", "bn_before_nobias"}
+    assert len(runs(config)) == 7 * 2 * 10
+    run = resolve_run(config, "circles", "mlp", "bn_no_affine", "torch", 3)
+    assert run["bn"] == {"placement": "after", "center": False, "scale": False, "momentum": 0.99,
+                         "epsilon": 0.001, "input_bn": False, "use_bias": True}
+    assert run["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
+    assert (run["epochs"], run["batch_size"], run["target_accuracy"], run["seed"]) == (100, 32, 0.8, 3)
+
+
+def test_every_schema_property_has_description_and_default_where_optional():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            sub = schema["$defs"][sub["$ref"].split("/")[-1]] | sub if "$ref" in sub else sub
+            assert "description" in sub, f"{path}{name} lacks a description"
+            # Absent on purpose: a dataset entry (absent = not run) and per-dataset seeds/variants overrides.
+            optional = path == "datasets." or (name in {"seeds", "variants"} and path.startswith("datasets."))
+            if name not in node.get("required", []) and not optional:
+                assert "default" in sub, f"{path}{name} lacks a default"
+            walk(sub, f"{path}{name}.")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(schema["$defs"]["variant"], f"{path}*.")
+
+    walk(schema, "")
+
+
+def test_defaults_are_filled():
+    config = validate_config({"datasets": {"circles": {}}})
+    assert config["frameworks"] == ["keras", "torch"] and config["seeds"] == list(range(1, 11))
+    assert config["datasets"]["circles"]["epochs"] == 100
+    assert config["datasets"]["circles"]["optimizer"]["learning_rate"] == 0.01
+
+
+def test_per_dataset_overrides_select_runs():
+    config = validate_config(copy.deepcopy(TINY_CONFIG))
+    config["datasets"]["circles"]["seeds"] = [7]
+    assert {(r["variant"], r["framework"], r["seed"]) for r in runs(config)} == {
+        ("none", "keras", 7), ("none", "torch", 7), ("bn_after", "keras", 7), ("bn_after", "torch", 7)}
+
+
+BAD_CONFIGS = [
+    ({"datasets": {"circles": {}}, "frameworks": ["keras", "jax"]}, "frameworks.1: 'jax' is not one of"),
+    ({"datasets": {"circles": {}}, "learning_rate": 3}, "'learning_rate' was unexpected"),
+    ({"datasets": {"mnist": {}}}, "'mnist' was unexpected"),
+    ({"datasets": {"circles": {"epochs": "ten"}}}, "datasets.circles.epochs: 'ten' is not of type 'integer'"),
+    ({"datasets": {"circles": {"epochs": 0}}}, "datasets.circles.epochs: 0 is less than the minimum"),
+    ({"datasets": {"circles": {}}, "variants": {"v": {}}}, "variants.v: 'placement' is a required"),
+    ({"datasets": {"circles": {}}, "variants": {"v": {"placement": "middle"}}},
+     "variants.v.placement: 'middle' is not one of"),
+    ({"datasets": {"circles": {}}, "variants": {"v": {"placement": "after", "momentum": 1.5}}},
+     "variants.v.momentum: 1.5 is greater than the maximum of 1"),
+    ({"datasets": {"circles": {}}, "seeds": [1, 1]}, "seeds: [1, 1] has non-unique elements"),
+    ({"datasets": {"circles": {}}, "seeds": [1.5]}, "seeds.0: 1.5 is not of type 'integer'"),
+    ({"datasets": {"circles": {"variants": ["zzz"]}}}, "unknown variant(s) zzz"),
+    ({"datasets": {"circles": {"batch_size": 600}}}, "batch_size (600) is larger than the training set"),
+    ({"datasets": {"circles": {"target_accuracy": 0}}}, "target_accuracy: 0 is less than or equal to"),
+    ({}, "'datasets' is a required property"),
+]
+
+
+@pytest.mark.parametrize("config, message", BAD_CONFIGS, ids=[m for _, m in BAD_CONFIGS])
+def test_bad_config_is_rejected_with_one_clear_line(config, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    text = str(err.value)
+    assert message in text and "\n" not in text
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("datasets:\n  circles: {epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: line \d+: not valid YAML"):
+        load_config(path)
+
+
+def test_snakemake_stops_before_any_job_on_bad_config(tmp_path):
+    write_config(tmp_path, {"datasets": {"circles": {"epochs": 0}}})
+    proc = snakemake(tmp_path, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "datasets.circles.epochs: 0 is less than the minimum of 1" in proc.stderr + proc.stdout
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()

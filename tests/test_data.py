@@ -1,0 +1,30 @@
+import numpy as np
+from sklearn.datasets import make_circles
+
+from bnbench.data import circles, io
+
+
+def test_circles_is_exactly_the_tutorial_split():
+    x, y = make_circles(n_samples=1000, noise=0.1, random_state=1)
+    data = circles.make(n_samples=1000, noise=0.1, random_state=1, n_train=500)
+    np.testing.assert_array_equal(data["x_train"], x[:500].astype(np.float32))
+    np.testing.assert_array_equal(data["y_train"], y[:500].astype(np.float32))
+    np.testing.assert_array_equal(data["x_test"], x[500:].astype(np.float32))
+    np.testing.assert_array_equal(data["x_val"], data["x_test"])  # the tutorial validates on the test half
+    assert data["x_train"].dtype == np.float32 and set(np.unique(data["y_train"])) == {0.0, 1.0}
+
+
+def test_other_settings_change_the_data():
+    a, b = circles.make(random_state=1), circles.make(random_state=2)
+    assert not np.array_equal(a["x_train"], b["x_train"])
+    assert len(circles.make(n_samples=200, n_train=150)["x_test"]) == 50
+
+
+def test_npz_roundtrip_and_no_temp_left(tmp_path):
+    path = tmp_path / "sub" / "circles.npz"
+    data = circles.make()
+    io.save(path, data)
+    loaded = io.load(path)
+    for key, value in data.items():
+        np.testing.assert_array_equal(loaded[key], value)
+    assert [p.name for p in path.parent.iterdir()] == ["circles.npz"]
