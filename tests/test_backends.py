@@ -1,0 +1,79 @@
+"""Each backend trains for real (3 epochs, through the CLI a rule calls) and writes the output contract."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bnbench.config import resolve_run, validate_config
+from bnbench.results import HISTORY_COLUMNS
+from conftest import ENV, REPO, TINY_CONFIG
+
+SUMMARY_KEYS = {"dataset", "arch", "variant", "framework", "seed", "train_loss", "train_accuracy",
+                "val_loss", "val_accuracy", "test_loss", "test_accuracy", "target_accuracy",
+                "epochs_to_target", "seconds_to_target", "epochs_trained", "total_train_seconds",
+                "diverged", "diverged_epoch", "threads", "run", "versions"}
+
+
+def run_settings(framework, variant="bn_after", epochs=3, seed=1):
+    config = validate_config(json.loads(json.dumps(TINY_CONFIG)))
+    config["datasets"]["circles"]["epochs"] = epochs
+    return resolve_run(config, "circles", "mlp", variant, framework, seed)
+
+
+def train(tmp_path, circles_npz, run, probe=""):
+    """Run `python -m bnbench train` in a fresh interpreter; return (history rows, summary, modules)."""
+    out = tmp_path / run["framework"]
+    code = (
+        "import sys, runpy; sys.argv = ['bnbench'] + sys.argv[1:];"
+        "from bnbench.cli import main; rc = main();"
+        "print(','.join(m for m in ('tensorflow', 'torch', 'seaborn', 'matplotlib') if m in sys.modules));"
+        "sys.exit(rc)"
+    )
+    args = ["train", "--run", json.dumps(run), "--data", str(circles_npz), "--threads", "1",
+            "--history", str(out / "history.csv"), "--summary", str(out / "summary.json")]
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=ENV, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows, json.loads((out / "summary.json").read_text()), proc.stdout.strip().split(","), proc.stderr
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_backend_trains_three_epochs_and_writes_the_contract(tmp_path, circles_npz, framework):
+    run = run_settings(framework)
+    rows, summary, modules, log = train(tmp_path, circles_npz, run)
+    assert list(rows[0]) == HISTORY_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {r["framework"] for r in rows} == {framework} and {r["variant"] for r in rows} == {"bn_after"}
+    for row in rows:
+        assert 0 <= float(row["train_accuracy"]) <= 1 and float(row["train_loss"]) > 0
+        assert float(row["epoch_seconds"]) > 0
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["run"] == run and summary["epochs_trained"] == 3 and summary["diverged"] is False
+    assert summary["val_accuracy"] == pytest.approx(float(rows[-1]["val_accuracy"]))
+    assert summary["test_accuracy"] == pytest.approx(summary["val_accuracy"])  # circles: val == test
+    assert "epoch 3/3" in log  # per-epoch progress in the job log
+    # Import discipline: a job imports its own framework only, and none of our plotting code.
+    # (Keras itself imports matplotlib when present; the torch job must not touch it at all.)
+    other = {"keras": "torch", "torch": "tensorflow"}[framework]
+    assert other not in modules and "seaborn" not in modules
+    if framework == "torch":
+        assert "matplotlib" not in modules
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["none", "bn_after"])
+def test_both_frameworks_learn_circles_from_the_same_start(tmp_path, circles_npz, variant):
+    """Same initial weights and batches: both learn the problem and end close to each other."""
+    run = run_settings("keras", variant=variant, epochs=60)
+    results = {}
+    for framework in ("keras", "torch"):
+        _, summary, _, _ = train(tmp_path, circles_npz, {**run, "framework": framework})
+        results[framework] = summary
+    assert results["keras"]["test_accuracy"] > 0.75 and results["torch"]["test_accuracy"] > 0.75
+    assert abs(results["keras"]["test_accuracy"] - results["torch"]["test_accuracy"]) <= 0.02
+    assert results["keras"]["train_loss"] == pytest.approx(results["torch"]["train_loss"], rel=0.05)
