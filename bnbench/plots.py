@@ -38,6 +38,7 @@ def test_accuracy(summary: pd.DataFrame, variants: list[str]):
     sns.stripplot(**common, dodge=True, alpha=0.45, size=4, legend=False)
     sns.pointplot(**common, dodge=0.4, linestyle="none", errorbar=("ci", 95), n_boot=1000, seed=0,
                   markers="D", capsize=0.15)
+    ax.set_ylabel("test accuracy")
     ax.set_title("Final test accuracy: one dot per seed, mean and 95 % CI")
     ax.tick_params(axis="x", rotation=30)
     return fig
