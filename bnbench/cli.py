@@ -20,10 +20,10 @@ def log(message: str) -> None:
 
 
 def cmd_data(args) -> None:
-    from bnbench.data import circles, io
+    from bnbench.data import circles, fashion_mnist, io
 
     params = json.loads(args.params)
-    makers = {"circles": circles.make}
+    makers = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}
     io.save(args.out, makers[args.dataset](**params))
     log(f"wrote {args.out}")
 
@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
 
     data = sub.add_parser("data", help="generate or fetch a dataset into its npz cache")
-    data.add_argument("dataset", choices=["circles"])
+    data.add_argument("dataset", choices=["circles", "fashion_mnist"])
     data.add_argument("--params", required=True, help="dataset settings as JSON")
     data.add_argument("--out", required=True)
     data.set_defaults(func=cmd_data)

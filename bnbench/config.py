@@ -76,6 +76,17 @@ def validate_config(config: dict, source: str = "config") -> dict:
     return config
 
 
+FASHION_MNIST_TRAIN_IMAGES = 60_000
+
+
+def training_size(name: str, dataset: dict) -> int:
+    """Number of training samples a dataset's settings leave (validation/test excluded)."""
+    if name == "circles":
+        return dataset["n_train"]
+    remaining = FASHION_MNIST_TRAIN_IMAGES - dataset["validation_size"]
+    return min(dataset["train_subset"] or remaining, remaining)
+
+
 def _check_references(config: dict, source: str) -> None:
     for name, dataset in config["datasets"].items():
         unknown = [v for v in dataset.get("variants", []) if v not in config["variants"]]
@@ -84,15 +95,15 @@ def _check_references(config: dict, source: str) -> None:
                 f"{source}: datasets.{name}.variants names unknown variant(s) {', '.join(unknown)}; "
                 f"define them under 'variants' or use one of: {', '.join(config['variants'])}"
             )
-        if "n_train" in dataset and dataset["n_train"] >= dataset.get("n_samples", float("inf")):
+        if name == "circles" and dataset["n_train"] >= dataset["n_samples"]:
             raise ConfigError(
                 f"{source}: datasets.{name}.n_train ({dataset['n_train']}) must be below n_samples "
                 f"({dataset['n_samples']}) so that a test half remains; lower n_train"
             )
-        if "n_train" in dataset and dataset["batch_size"] > dataset["n_train"]:
+        if dataset["batch_size"] > training_size(name, dataset):
             raise ConfigError(
                 f"{source}: datasets.{name}.batch_size ({dataset['batch_size']}) is larger than the "
-                f"training set ({dataset['n_train']}); lower batch_size"
+                f"training set ({training_size(name, dataset)}); lower batch_size"
             )
 
 

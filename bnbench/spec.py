@@ -1,7 +1,13 @@
 """Framework-neutral model spec: architecture x BN variant -> ordered list of layers.
 
 Both backends build exactly this list, and both start from the same initial weights, drawn here in
-NumPy from the run's seed (Keras initialiser formulas), so a seed means the same network in both.
+NumPy from the run's seed with Keras' default formulas (the reference):
+  Dense / Conv2D kernels  glorot_uniform (he_uniform for the circles MLP, as in its tutorial)
+  LSTM                     glorot_uniform input kernel, orthogonal recurrent kernel,
+                           zero bias except the forget gate (1, Keras' unit_forget_bias)
+  all other biases         zero; BN gamma 1, beta 0, moving mean 0, moving variance 1
+Weights are kept in Keras layout (Dense [in, out], Conv2D [kh, kw, in, out], LSTM gates i, f, c, o);
+the torch backend transposes them (its gate order i, f, g, o is the same).
 """
 
 from __future__ import annotations
@@ -16,8 +22,21 @@ from bnbench.bn import BNSettings
 @dataclass(frozen=True)
 class Dense:
     units: int
-    kernel_init: str  # "he_uniform" | "glorot_uniform"; biases start at zero
+    kernel_init: str = "glorot_uniform"  # or "he_uniform"; biases start at zero
     use_bias: bool = True
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    filters: int
+    kernel_size: int
+    use_bias: bool = True  # kernel glorot_uniform, "valid" padding, stride 1
+
+
+@dataclass(frozen=True)
+class LSTM:
+    units: int
+    use_bias: bool = True  # returns the last output only
 
 
 @dataclass(frozen=True)
@@ -30,40 +49,98 @@ class ReLU:
     pass
 
 
-# Hidden layer widths and output units per architecture (the outputs are logits).
-ARCHS = {"mlp": {"hidden": [50], "outputs": 1}}
+@dataclass(frozen=True)
+class MaxPool:
+    size: int = 2
 
 
-def build_spec(arch: str, variant: dict) -> list:
-    """Layers for `arch` with BN placed as `variant` says (variant keys as in config.yaml)."""
+@dataclass(frozen=True)
+class Flatten:
+    pass  # flattens in Keras' channels-last (H, W, C) order in both frameworks
+
+
+# Input shape per architecture (images come as [n, 28, 28]; the backends add the channel axis).
+INPUT_SHAPES = {"mlp": None, "mlp3": (28, 28), "cnn": (28, 28, 1), "lstm": (28, 28)}
+ARCHS = tuple(INPUT_SHAPES)
+
+
+def _activation_block(bn: BatchNorm, placement: str) -> list:
+    return {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
+
+
+def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
+    """Layers for `arch` with BN placed as `variant` says (keys as in config.yaml); last layer = logits."""
     bn = BatchNorm(BNSettings.from_variant(variant))
-    placement = variant.get("placement", "none")
-    layers = [bn] if variant.get("input_bn", False) else []
-    for units in ARCHS[arch]["hidden"]:
-        layers.append(Dense(units, "he_uniform", use_bias=variant.get("use_bias", True)))
+    placement, use_bias = variant.get("placement", "none"), variant.get("use_bias", True)
+    input_bn = [bn] if variant.get("input_bn", False) else []  # per input feature / channel
+    layers = [] if arch == "mlp3" else input_bn
+    if arch == "mlp":  # the circles tutorial
+        layers += [Dense(50, "he_uniform", use_bias), *_activation_block(bn, placement)]
+    elif arch == "mlp3":  # input BN normalises each of the 784 pixels
+        layers += [Flatten(), *input_bn]
+        for units in (300, 200, 100):
+            layers += [Dense(units, use_bias=use_bias), *_activation_block(bn, placement)]
+    elif arch == "cnn":  # the tutorial: BN only after the second convolution
+        layers += [Conv2D(32, 3, use_bias), ReLU(), Conv2D(32, 3, use_bias)]
         layers += {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
-    layers.append(Dense(ARCHS[arch]["outputs"], "glorot_uniform"))
-    return layers
+        layers += [MaxPool(2), Flatten()]
+    elif arch == "lstm":  # the LSTM's activations are internal: any placement puts BN on its output
+        layers += [LSTM(32, use_bias)] + ([bn] if placement != "none" else [])
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    return layers + [Dense(outputs)]
 
 
-def _limit(kind: str, fan_in: int, fan_out: int) -> float:
-    if kind == "he_uniform":
-        return float(np.sqrt(6.0 / fan_in))
-    if kind == "glorot_uniform":
-        return float(np.sqrt(6.0 / (fan_in + fan_out)))
-    raise ValueError(f"unknown initialiser {kind!r}")
+def _uniform(rng, kind: str, shape: tuple, fan_in: int, fan_out: int) -> np.ndarray:
+    scale = {"he_uniform": 6.0 / fan_in, "glorot_uniform": 6.0 / (fan_in + fan_out)}[kind]
+    limit = np.sqrt(scale)
+    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
 
-def initial_weights(spec: list, n_features: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(kernel [in, out], bias [out]) per Dense layer, float32, Keras layout."""
+def _orthogonal(rng, rows: int, cols: int) -> np.ndarray:
+    """Keras' Orthogonal initialiser (gain 1) for a [rows, cols] matrix."""
+    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return (q.T if rows < cols else q).astype(np.float32)
+
+
+def output_shape(layer, shape: tuple) -> tuple:
+    """Shape of one sample after `layer` (channels last)."""
+    if isinstance(layer, Dense):
+        return (layer.units,)
+    if isinstance(layer, Conv2D):
+        return (shape[0] - layer.kernel_size + 1, shape[1] - layer.kernel_size + 1, layer.filters)
+    if isinstance(layer, MaxPool):
+        return (shape[0] // layer.size, shape[1] // layer.size, shape[2])
+    if isinstance(layer, Flatten):
+        return (int(np.prod(shape)),)
+    if isinstance(layer, LSTM):
+        return (layer.units,)
+    return shape
+
+
+def initial_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
+    """Per weighted layer (Dense, Conv2D, LSTM) in order: {"kernel", "bias", ["recurrent"]}, float32."""
     rng = np.random.default_rng([seed, 0])
-    weights, fan_in = [], n_features
+    weights, shape = [], tuple(input_shape)
     for layer in spec:
         if isinstance(layer, Dense):
-            limit = _limit(layer.kernel_init, fan_in, layer.units)
-            kernel = rng.uniform(-limit, limit, size=(fan_in, layer.units)).astype(np.float32)
-            weights.append((kernel, np.zeros(layer.units, np.float32)))
-            fan_in = layer.units
+            fan_in = shape[-1]
+            weights.append({"kernel": _uniform(rng, layer.kernel_init, (fan_in, layer.units), fan_in, layer.units),
+                            "bias": np.zeros(layer.units, np.float32)})
+        elif isinstance(layer, Conv2D):
+            k, c_in = layer.kernel_size, shape[-1]
+            weights.append({"kernel": _uniform(rng, "glorot_uniform", (k, k, c_in, layer.filters),
+                                               k * k * c_in, k * k * layer.filters),
+                            "bias": np.zeros(layer.filters, np.float32)})
+        elif isinstance(layer, LSTM):
+            n_in, units = shape[-1], layer.units
+            bias = np.zeros(4 * units, np.float32)
+            bias[units:2 * units] = 1.0  # forget gate
+            weights.append({"kernel": _uniform(rng, "glorot_uniform", (n_in, 4 * units), n_in, 4 * units),
+                            "recurrent": _orthogonal(rng, units, 4 * units), "bias": bias})
+        shape = output_shape(layer, shape)
     return weights
 
 

@@ -13,12 +13,24 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from bnbench.spec import batch_order
+from bnbench.spec import INPUT_SHAPES, batch_order
 
 
 class Trainer(Protocol):
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None: ...
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]: ...
+
+
+def prepare(run: dict, data: dict) -> tuple[dict, tuple, int]:
+    """(data with samples shaped for the architecture, sample shape, number of output logits).
+
+    Float labels are binary (one logit, as for circles); integer labels are classes (one logit each).
+    """
+    shape = INPUT_SHAPES[run["arch"]] or data["x_train"].shape[1:]
+    shaped = {k: (v.reshape(len(v), *shape) if k.startswith("x_") else v) for k, v in data.items()}
+    y = data["y_train"]
+    outputs = 1 if y.dtype.kind == "f" else int(max(y.max(), data["y_test"].max())) + 1
+    return shaped, tuple(shape), outputs
 
 
 def fit(trainer: Trainer, run: dict, data: dict, log: Callable[[str], None] = print) -> dict:

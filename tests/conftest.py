@@ -40,3 +40,18 @@ def circles_npz(tmp_path):
     path = tmp_path / "circles.npz"
     io.save(path, circles.make())
     return path
+
+
+def _fashion_mnist_dir() -> Path:
+    """The real, MD5-verified Fashion-MNIST files this workplace provides (never committed)."""
+    candidates = [os.environ.get("BNBENCH_FASHION_MNIST_DIR"), REPO.parent / "shared/data/fashion-mnist",
+                  "/work/shared/data/fashion-mnist"]
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    raise RuntimeError("Fashion-MNIST files not found; set BNBENCH_FASHION_MNIST_DIR to their folder")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return _fashion_mnist_dir()

@@ -77,3 +77,27 @@ def test_both_frameworks_learn_circles_from_the_same_start(tmp_path, circles_npz
     assert results["keras"]["test_accuracy"] > 0.75 and results["torch"]["test_accuracy"] > 0.75
     assert abs(results["keras"]["test_accuracy"] - results["torch"]["test_accuracy"]) <= 0.02
     assert results["keras"]["train_loss"] == pytest.approx(results["torch"]["train_loss"], rel=0.05)
+
+
+@pytest.mark.parametrize("arch", ["mlp3", "cnn", "lstm"])
+@pytest.mark.parametrize("variant", [{"placement": "none"}, {"placement": "after"},
+                                     {"placement": "before", "input_bn": True, "use_bias": False}])
+def test_same_network_in_both_frameworks_at_initialisation(arch, variant):
+    """Built from one spec and one set of initial weights, both models compute the same logits."""
+    import numpy as np
+    import torch
+
+    from bnbench import spec
+    from bnbench.backends import keras_backend, torch_backend
+
+    shape = spec.INPUT_SHAPES[arch]
+    layers = spec.build_spec(arch, variant, outputs=10)
+    weights = spec.initial_weights(layers, shape, seed=2)
+    x = np.random.default_rng(1).random((16, *shape)).astype(np.float32)
+    keras_model = keras_backend.build_model(layers, shape, weights)
+    torch_model = torch_backend.build_model(layers, shape, weights)
+    for training in (False, True):
+        torch_model.train(training)
+        expected = keras_model(x, training=training).numpy()
+        np.testing.assert_allclose(torch_model(torch.from_numpy(x)).detach().numpy(), expected,
+                                   rtol=1e-4, atol=1e-5)

@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -11,12 +12,20 @@ def test_shipped_config_is_valid_and_complete():
     config = load_config(REPO / "config.yaml")
     assert set(config["variants"]) == {"none", "bn_after", "bn_before", "bn_no_affine", "bn_momentum0",
                                        "bn_input", "bn_before_nobias"}
-    assert len(runs(config)) == 7 * 2 * 10
-    run = resolve_run(config, "circles", "mlp", "bn_no_affine", "torch", 3)
-    assert run["bn"] == {"placement": "after", "center": False, "scale": False, "momentum": 0.99,
-                         "epsilon": 0.001, "input_bn": False, "use_bias": True}
-    assert run["optimizer"] == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False}
-    assert (run["epochs"], run["batch_size"], run["target_accuracy"], run["seed"]) == (100, 32, 0.8, 3)
+    assert len(runs(config)) == 7 * 2 * 10 + 7 * 2 * 5  # circles; Fashion-MNIST mlp3 with 5 seeds
+    fashion = resolve_run(config, "fashion_mnist", "mlp3", "bn_before", "keras", 1)
+    assert fashion["optimizer"]["nesterov"] is True and fashion["target_accuracy"] == 0.85
+    assert fashion["epochs"] >= 15
+
+
+def test_paper_preset_dry_run_lists_every_job(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "presets/paper.yaml"))
+    trains = re.findall(r"wildcards: dataset=(\w+), arch=(\w+), variant=(\w+), framework=(\w+), seed=(\d+)",
+                        proc.stdout)
+    fashion = {t for t in trains if t[0] == "fashion_mnist"}
+    assert len(fashion) == 3 * 7 * 2 * 10 and {t[1] for t in fashion} == {"mlp3", "cnn", "lstm"}
+    assert len(set(trains)) == 3 * 7 * 2 * 10 + 7 * 2 * 10  # circles too
 
 
 def test_every_schema_property_has_description_and_default_where_optional():
@@ -68,6 +77,12 @@ BAD_CONFIGS = [
     ({"datasets": {"circles": {"batch_size": 600}}}, "batch_size (600) is larger than the training set"),
     ({"datasets": {"circles": {"target_accuracy": 0}}}, "target_accuracy: 0 is less than or equal to"),
     ({}, "'datasets' is a required property"),
+    ({"datasets": {"circles": {"archs": ["cnn"]}}}, "datasets.circles.archs.0: 'cnn' is not one of ['mlp']"),
+    ({"datasets": {"fashion_mnist": {"archs": ["mlp"]}}}, "datasets.fashion_mnist.archs.0: 'mlp' is not one of"),
+    ({"datasets": {"fashion_mnist": {"mirrors": ["ftp://x"]}}}, "datasets.fashion_mnist.mirrors.0: 'ftp://x' does not match"),
+    ({"datasets": {"fashion_mnist": {"validation_size": 60000}}}, "validation_size: 60000 is greater than the maximum"),
+    ({"datasets": {"fashion_mnist": {"train_subset": 16, "batch_size": 32}}},
+     "datasets.fashion_mnist.batch_size (32) is larger than the training set (16)"),
 ]
 
 

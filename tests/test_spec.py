@@ -31,13 +31,13 @@ def test_tutorial_initialisers_and_bias_switch():
 
 def test_initial_weights_follow_keras_limits_and_seed():
     layers = build_spec("mlp", {"placement": "none"})
-    (k1, b1), (k2, b2) = initial_weights(layers, 2, seed=3)
+    (k1, b1), (k2, b2) = [(w["kernel"], w["bias"]) for w in initial_weights(layers, (2,), seed=3)]
     assert k1.shape == (2, 50) and k2.shape == (50, 1) and k1.dtype == np.float32
     assert np.abs(k1).max() <= np.sqrt(6 / 2) and np.abs(k1).max() > 0.8 * np.sqrt(6 / 2)
     assert np.abs(k2).max() <= np.sqrt(6 / 51)
     assert not b1.any() and not b2.any()
-    np.testing.assert_array_equal(initial_weights(layers, 2, seed=3)[0][0], k1)
-    assert not np.array_equal(initial_weights(layers, 2, seed=4)[0][0], k1)
+    np.testing.assert_array_equal(initial_weights(layers, (2,), seed=3)[0]["kernel"], k1)
+    assert not np.array_equal(initial_weights(layers, (2,), seed=4)[0]["kernel"], k1)
 
 
 def test_batch_order_is_a_fresh_permutation_per_epoch_and_seed():
@@ -47,3 +47,48 @@ def test_batch_order_is_a_fresh_permutation_per_epoch_and_seed():
     assert not np.array_equal(first, batch_order(2, 1, 100))
     np.testing.assert_array_equal(first, batch_order(1, 1, 100))
     assert ReLU() == ReLU()
+
+
+@pytest.mark.parametrize(
+    "arch, variant, expected",
+    [
+        ("mlp3", {"placement": "before"}, ["Flatten"] + ["Dense", "BatchNorm", "ReLU"] * 3 + ["Dense"]),
+        ("mlp3", {"placement": "none", "input_bn": True}, ["Flatten", "BatchNorm"] + ["Dense", "ReLU"] * 3 + ["Dense"]),
+        ("cnn", {"placement": "after"},
+         ["Conv2D", "ReLU", "Conv2D", "ReLU", "BatchNorm", "MaxPool", "Flatten", "Dense"]),
+        ("cnn", {"placement": "before"},
+         ["Conv2D", "ReLU", "Conv2D", "BatchNorm", "ReLU", "MaxPool", "Flatten", "Dense"]),
+        ("cnn", {"placement": "none"}, ["Conv2D", "ReLU", "Conv2D", "ReLU", "MaxPool", "Flatten", "Dense"]),
+        ("lstm", {"placement": "after"}, ["LSTM", "BatchNorm", "Dense"]),
+        ("lstm", {"placement": "before"}, ["LSTM", "BatchNorm", "Dense"]),
+        ("lstm", {"placement": "none"}, ["LSTM", "Dense"]),
+    ],
+)
+def test_fashion_architectures(arch, variant, expected):
+    assert kinds(build_spec(arch, variant, outputs=10)) == expected
+
+
+def test_mlp3_widths_and_bias_switch():
+    dense = [layer for layer in build_spec("mlp3", {"placement": "before", "use_bias": False}, 10)
+             if isinstance(layer, Dense)]
+    assert [(d.units, d.use_bias, d.kernel_init) for d in dense] == [
+        (300, False, "glorot_uniform"), (200, False, "glorot_uniform"), (100, False, "glorot_uniform"),
+        (10, True, "glorot_uniform")]
+
+
+def test_lstm_initialisers_match_keras_defaults():
+    layers = build_spec("lstm", {"placement": "none"}, 10)
+    lstm, out = initial_weights(layers, (28, 28), seed=5)
+    assert lstm["kernel"].shape == (28, 128) and lstm["recurrent"].shape == (32, 128)
+    # Orthogonal recurrent kernel: its rows are orthonormal.
+    np.testing.assert_allclose(lstm["recurrent"] @ lstm["recurrent"].T, np.eye(32), atol=1e-5)
+    assert (lstm["bias"][32:64] == 1).all() and not lstm["bias"][:32].any() and not lstm["bias"][64:].any()
+    assert np.abs(lstm["kernel"]).max() <= np.sqrt(6 / (28 + 128))
+    assert out["kernel"].shape == (32, 10)
+
+
+def test_cnn_weight_shapes_follow_keras_layout():
+    conv1, conv2, dense = initial_weights(build_spec("cnn", {"placement": "after"}, 10), (28, 28, 1), seed=1)
+    assert conv1["kernel"].shape == (3, 3, 1, 32) and conv2["kernel"].shape == (3, 3, 32, 32)
+    assert dense["kernel"].shape == (12 * 12 * 32, 10)
+    assert np.abs(conv2["kernel"]).max() <= np.sqrt(6 / (9 * 32 + 9 * 32))

@@ -115,3 +115,46 @@ def test_conda_envs_pin_the_same_versions_as_requirements():
             assert pins.get(name) == version, f"{env.name}: {name}=={version} vs requirements {pins.get(name)}"
             seen.add(name)
     assert {"torch", "tensorflow-cpu", "keras", "pandas", "seaborn", "scikit-learn"} <= seen
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    """Every Fashion-MNIST architecture x both frameworks, one epoch on a subset of the real data."""
+    from conftest import _fashion_mnist_dir
+
+    workdir = tmp_path_factory.mktemp("fashion")
+    config = {
+        "frameworks": ["keras", "torch"],
+        "seeds": [1],
+        "datasets": {"fashion_mnist": {"dir": str(_fashion_mnist_dir()), "validation_size": 500,
+                                       "train_subset": 512, "archs": ["mlp3", "cnn", "lstm"], "epochs": 1}},
+        "variants": {"bn_before": {"placement": "before", "use_bias": False}},
+    }
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_fashion_mnist_cache_holds_the_configured_splits(fashion_run):
+    import numpy as np
+
+    with np.load(fashion_run / "resources/data/fashion_mnist.npz") as npz:
+        shapes = {k: npz[k].shape for k in npz.files}
+        assert npz["x_train"].dtype == np.float32 and npz["y_train"].dtype == np.int64
+    assert shapes["x_train"] == (512, 28, 28) and shapes["x_val"] == (500, 28, 28)
+    assert shapes["x_test"] == (10000, 28, 28) and shapes["y_test"] == (10000,)
+
+
+def test_every_fashion_architecture_trains_in_both_frameworks(fashion_run):
+    summary = pd.read_csv(fashion_run / "results/summary.csv")
+    assert set(zip(summary.arch, summary.framework)) == {
+        (a, f) for a in ("mlp3", "cnn", "lstm") for f in ("keras", "torch")}
+    assert (summary.epochs_trained == 1).all() and not summary.diverged.any()
+    # One epoch on 512 images already beats chance (0.1) on the 10 000 test images.
+    assert (summary.test_accuracy > 0.2).all(), summary[["arch", "framework", "test_accuracy"]]
+    html = (fashion_run / "reports/index.html").read_text()
+    for arch in ("mlp3", "cnn", "lstm"):
+        assert f'id="fashion_mnist-{arch}-val_accuracy"' in html
+        bench = pd.read_csv(fashion_run / f"benchmarks/train/fashion_mnist/{arch}/bn_before/torch/seed1.tsv",
+                            sep="\t")
+        assert bench.loc[0, "max_rss"] > 0
