@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= 8
+# Extra snakemake arguments, e.g. ARGS="--configfile presets/paper.yaml"
+ARGS   ?=
 BIN    := $(VENV)/bin
 # Jobs call `python -m bnbench`, so the venv must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -17,7 +19,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest

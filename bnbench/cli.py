@@ -1,4 +1,4 @@
-"""`python -m bnbench data|train|combine|plots|report`: the commands the Snakemake rules call.
+"""`python -m bnbench data|train|combine|stats|plots|report`: the commands the Snakemake rules call.
 
 Framework, plotting and dataframe imports happen inside the verb that needs them, so a torch job never
 imports TensorFlow (and vice versa) and no training job pays for plotting imports.
@@ -50,10 +50,7 @@ def cmd_train(args) -> None:
         "val_loss": last["val_loss"], "val_accuracy": last["val_accuracy"],
         "test_loss": outcome["test_loss"], "test_accuracy": outcome["test_accuracy"],
         "target_accuracy": target,
-        "epochs_to_target": metrics.epochs_to_target(history, target),
-        "seconds_to_target": metrics.seconds_to_target(history, target),
-        "epochs_trained": len(history),
-        "total_train_seconds": sum(r["epoch_seconds"] for r in history),
+        **metrics.run_metrics(history, target, run["epochs"]),
         "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
         "threads": args.threads,
         "run": run,
@@ -76,17 +73,35 @@ def cmd_combine(args) -> None:
     log(f"combined {len(summary)} runs, {len(history)} epochs")
 
 
+def cmd_stats(args) -> None:
+    import pandas as pd
+
+    from bnbench import claims, stats
+
+    summary = pd.read_csv(args.summary)
+    outputs = {args.stats: stats.aggregate(summary), args.comparisons: stats.comparisons(summary),
+               args.claims_out: claims.evaluate(summary, claims.load(args.claims))}
+    for path, table in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+        table.to_csv(tmp, index=False)
+        tmp.replace(path)
+    log(f"statistics of {len(summary)} runs written")
+
+
 def cmd_plots(args) -> None:
     from bnbench import plots
 
-    plots.write_figures(args.history, args.summary, args.dataset, args.arch, args.outdir)
+    plots.write_figures(args.history, args.summary, args.comparisons, args.dataset, args.arch, args.outdir)
     log(f"wrote figures for {args.dataset}/{args.arch} into {args.outdir}")
 
 
 def cmd_report(args) -> None:
     from bnbench import report
 
-    report.write_report(args.summary, args.figures, args.config, args.out)
+    report.write_report(summary=args.summary, stats=args.stats, comparisons=args.comparisons,
+                        claims=args.claims, figures=args.figures, config_json=args.config,
+                        commit=args.commit, out=args.out)
     log(f"wrote {args.out}")
 
 
@@ -114,9 +129,18 @@ def parser() -> argparse.ArgumentParser:
     combine.add_argument("--summary", required=True, help="output csv (one row per run)")
     combine.set_defaults(func=cmd_combine)
 
+    stats = sub.add_parser("stats", help="aggregates, paired comparisons and the tutorial-claims table")
+    stats.add_argument("--summary", required=True)
+    stats.add_argument("--claims", required=True, help="claims file (workflow/claims.yaml)")
+    stats.add_argument("--stats", required=True, help="output: per-group statistics csv")
+    stats.add_argument("--comparisons", required=True, help="output: paired comparisons csv")
+    stats.add_argument("--claims-out", required=True, help="output: claims table csv")
+    stats.set_defaults(func=cmd_stats)
+
     plots = sub.add_parser("plots", help="render the figures of one dataset x arch")
     plots.add_argument("--history", required=True)
     plots.add_argument("--summary", required=True)
+    plots.add_argument("--comparisons", required=True)
     plots.add_argument("--dataset", required=True)
     plots.add_argument("--arch", required=True)
     plots.add_argument("--outdir", required=True)
@@ -124,8 +148,12 @@ def parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render the self-contained HTML report")
     report.add_argument("--summary", required=True)
+    report.add_argument("--stats", required=True)
+    report.add_argument("--comparisons", required=True)
+    report.add_argument("--claims", required=True, help="claims table csv")
     report.add_argument("--figures", nargs="+", required=True)
     report.add_argument("--config", required=True, help="the resolved config as JSON")
+    report.add_argument("--commit", default="unknown", help="git commit of the workflow")
     report.add_argument("--out", required=True)
     report.set_defaults(func=cmd_report)
     return p

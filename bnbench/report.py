@@ -1,10 +1,11 @@
-"""The self-contained HTML report: figures embedded as data URIs, tables of means with 95 % CIs."""
+"""The self-contained HTML report: figures embedded as data URIs, claims, tables with 95 % CIs, provenance."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,10 +17,19 @@ from bnbench import PACKAGE_ROOT, stats
 CAPTIONS = {
     "val_accuracy": "Validation accuracy per epoch: mean over seeds with a 95 % bootstrap CI band, "
                     "one line per variant, one panel per framework.",
+    "train_loss": "Training loss (whole training set, inference mode) per epoch: mean and 95 % CI band.",
     "test_accuracy": "Final test accuracy per variant and framework: one dot per seed, mean and 95 % CI.",
     "epochs_to_target": "Epochs until validation accuracy first reaches the target; runs that never "
-                        "reach it sit above the dashed line.",
+                        "reach it are red crosses above the dashed line.",
+    "performance_profile": "Share of runs that have reached the target by each epoch (a curve that "
+                           "stays below 1 means some runs never got there).",
+    "improvement": "Probability that a variant beats the no-BN baseline on a random pair of runs "
+                   "(0.5 = no difference), with 95 % stratified-bootstrap CIs.",
+    "agreement": "Keras against PyTorch final test accuracy for the same variant and seed (same initial "
+                 "weights and batches); points on the dashed line agree exactly.",
 }
+FIGURE_GROUPS = {"Convergence": ["val_accuracy", "train_loss", "epochs_to_target", "performance_profile"],
+                 "Accuracy": ["test_accuracy", "improvement"], "Frameworks": ["agreement"]}
 
 
 def _data_uri(path: Path) -> str:
@@ -32,51 +42,109 @@ def _fmt(mean: float, low: float, high: float, digits: int) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def means_table(summary: pd.DataFrame) -> pd.DataFrame:
+def _html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, classes="table", na_rep="–")
+
+
+def means_table(stats_table: pd.DataFrame) -> pd.DataFrame:
     """One row per variant x framework: test accuracy and epochs to target with 95 % CIs."""
-    keys = ["variant", "framework"]
-    acc = stats.summarise(summary, keys, "test_accuracy")
-    ett = stats.summarise(summary, keys, "epochs_to_target")
-    secs = summary.groupby(keys, sort=False)["total_train_seconds"].mean().rename("seconds").reset_index()
-    diverged = summary.groupby(keys, sort=False)["diverged"].sum().rename("diverged").reset_index()
-    table = acc.merge(ett, on=keys, suffixes=("_acc", "_ett")).merge(secs, on=keys).merge(diverged, on=keys)
+    wide = stats_table.set_index(["variant", "framework", "metric"])
+    rows = []
+    for variant, framework in dict.fromkeys(zip(stats_table.variant, stats_table.framework)):
+        acc, ett = wide.loc[(variant, framework, "test_accuracy")], wide.loc[(variant, framework, "epochs_to_target")]
+        secs = wide.loc[(variant, framework, "seconds_to_target")]
+        rows.append({"variant": variant, "framework": framework, "seeds": int(acc.n_runs),
+                     "test accuracy, mean [95 % CI]": _fmt(acc["mean"], acc.mean_ci_low, acc.mean_ci_high, 3),
+                     "test accuracy, IQM": f"{acc.iqm:.3f}",
+                     "reached target": f"{int(round(ett.fraction_reached * ett.n_runs))}/{int(ett.n_runs)}",
+                     "epochs to target, mean [95 % CI] of runs that reached it":
+                         _fmt(ett["mean"], ett.mean_ci_low, ett.mean_ci_high, 1),
+                     "seconds to target, median": "–" if pd.isna(secs["median"]) else f"{secs['median']:.1f}",
+                     "diverged": int(acc.n_diverged)})
+    return pd.DataFrame(rows)
+
+
+def comparisons_table(comparisons: pd.DataFrame, kind: str) -> pd.DataFrame:
+    frame = comparisons[(comparisons.comparison == kind)
+                        & comparisons.metric.isin(["test_accuracy", "epochs_to_target"])]
+    digits = frame.metric.map({"test_accuracy": 3, "epochs_to_target": 1})
     return pd.DataFrame({
-        "variant": table["variant"], "framework": table["framework"], "seeds": table["n_acc"],
-        "test accuracy, mean [95 % CI]": [_fmt(m, lo, hi, 3) for m, lo, hi in
-                                          zip(table.mean_acc, table.ci_low_acc, table.ci_high_acc)],
-        "epochs to target, mean [95 % CI] of runs that reached it":
-            [_fmt(m, lo, hi, 1) for m, lo, hi in zip(table.mean_ett, table.ci_low_ett, table.ci_high_ett)],
-        "reached target": [f"{n - miss}/{n}" for n, miss in zip(table.n_ett, table.n_missing_ett)],
-        "train seconds (mean)": table["seconds"].map(lambda s: f"{s:.1f}"),
-        "diverged": table["diverged"].astype(int),
+        "variant": frame.variant, "framework": frame.framework if kind != "keras_vs_torch" else "keras − torch",
+        "metric": frame.metric.str.replace("_", " "), "pairs": frame.n_pairs,
+        "mean difference [95 % CI]": [_fmt(m, lo, hi, d) for m, lo, hi, d in zip(
+            frame.mean_difference, frame.difference_ci_low, frame.difference_ci_high, digits)],
+        "P(better) [95 % CI]": [_fmt(m, lo, hi, 2) for m, lo, hi in zip(
+            frame.p_improvement, frame.p_improvement_ci_low, frame.p_improvement_ci_high)],
+        "Wilcoxon p": frame.wilcoxon_p.map(lambda p: "–" if pd.isna(p) else f"{p:.3g}"),
     })
 
 
-def _sections(summary: pd.DataFrame, figures: list[Path]) -> list[dict]:
+def headline(stats_table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """Per dataset x arch x framework: the most accurate and the fastest-converging variant."""
+    lines = []
+    for (dataset, arch, framework), group in stats_table.groupby(["dataset", "arch", "framework"], sort=False):
+        acc = group[group.metric == "test_accuracy"].sort_values("mean", ascending=False).iloc[0]
+        runs = summary[(summary.dataset == dataset) & (summary.arch == arch) & (summary.framework == framework)]
+        speed = (runs.assign(epochs=stats.censored(runs, "epochs_to_target"))
+                 .groupby("variant")["epochs"].agg(["mean", list]).sort_values("mean").iloc[0])
+        low, high = stats.bootstrap_ci(speed["list"])
+        lines.append(f"{dataset} · {arch} · {framework}: most accurate <b>{acc.variant}</b> "
+                     f"(test accuracy {_fmt(acc['mean'], acc.mean_ci_low, acc.mean_ci_high, 3)}); fastest to "
+                     f"target <b>{speed.name}</b> ({_fmt(speed['mean'], low, high, 1)} epochs, misses counted "
+                     f"as epochs + 1)")
+    return lines
+
+
+def claims_table(claims: pd.DataFrame) -> list[dict]:
+    return [{**row, "value": _fmt(row["measured"], row["ci_low"], row["ci_high"], 3)}
+            for row in claims.to_dict("records")]
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical cores)"
+
+
+def provenance(summary: pd.DataFrame, commit: str) -> dict:
+    versions = {c.removeprefix("versions."): ", ".join(sorted(summary[c].dropna().astype(str).unique()))
+                for c in summary.columns if c.startswith("versions.")}
+    devices = ", ".join(sorted(summary["device"].dropna().astype(str).unique())) if "device" in summary else "cpu"
+    return {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+            "machine": f"{platform.node()} · {platform.system()} {platform.release()}", "cpu": _cpu(),
+            "device": devices, "seeds": ", ".join(map(str, sorted(summary.seed.unique()))), "versions": versions}
+
+
+def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[dict]:
     sections = []
     for (dataset, arch), group in summary.groupby(["dataset", "arch"], sort=False):
-        figs = [{"name": f.stem, "uri": _data_uri(f), "caption": CAPTIONS.get(f.stem, f.stem)}
-                for f in figures if f.parent.name == arch and f.parent.parent.name == dataset]
-        target = group["target_accuracy"].iloc[0]
-        sections.append({"dataset": dataset, "arch": arch, "target": target, "figures": figs,
-                         "table": means_table(group).to_html(index=False, border=0, classes="means")})
+        here = lambda frame: frame[(frame.dataset == dataset) & (frame.arch == arch)]  # noqa: E731
+        available = {f.stem: f for f in figures if f.parent.name == arch and f.parent.parent.name == dataset}
+        groups = [{"name": name, "figures": [{"name": n, "uri": _data_uri(available[n]), "caption": CAPTIONS[n]}
+                                             for n in names if n in available]}
+                  for name, names in FIGURE_GROUPS.items()]
+        sections.append({"dataset": dataset, "arch": arch, "target": group["target_accuracy"].iloc[0],
+                         "epochs": int(group["run.epochs"].max()), "groups": groups,
+                         "means": _html(means_table(here(stats_table))),
+                         "versus": _html(comparisons_table(here(comparisons), "variant_vs_baseline")),
+                         "agreement": _html(comparisons_table(here(comparisons), "keras_vs_torch"))})
     return sections
 
 
-def _versions(summary: pd.DataFrame) -> dict:
-    cols = [c for c in summary.columns if c.startswith("versions.")]
-    return {c.removeprefix("versions."): ", ".join(sorted(summary[c].dropna().astype(str).unique()))
-            for c in cols}
-
-
-def write_report(summary_path, figure_paths, config_json: str, out) -> None:
-    summary = pd.read_csv(summary_path)
+def write_report(summary, stats, comparisons, claims, figures, config_json: str, commit: str, out) -> None:
+    summary, stats_table = pd.read_csv(summary), pd.read_csv(stats)
+    comparisons, claims = pd.read_csv(comparisons), pd.read_csv(claims)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE_ROOT / "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]))
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        n_runs=len(summary), sections=_sections(summary, [Path(f) for f in figure_paths]),
-        versions=_versions(summary), config=json.dumps(json.loads(config_json), indent=2),
+        n_runs=len(summary), headline=headline(stats_table, summary), claims=claims_table(claims),
+        sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures]),
+        provenance=provenance(summary, commit), config=json.dumps(json.loads(config_json), indent=2),
+        n_diverged=int(summary["diverged"].sum()), n_missed=int((~summary["reached_target"]).sum()),
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,33 +13,34 @@ from conftest import REPO, TINY_CONFIG, snakemake, write_config
 pytestmark = pytest.mark.slow
 
 
-def first_table(html: str) -> pd.DataFrame:
-    """The first <table> of a page as a DataFrame (header row = columns), with the stdlib parser."""
+def html_tables(html: str) -> list[pd.DataFrame]:
+    """Every <table> of a page as a DataFrame (header row = columns), with the stdlib parser."""
 
     class Cells(HTMLParser):
-        rows, cell, done = [], None, False
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
 
         def handle_starttag(self, tag, attrs):
-            if tag == "tr" and not self.done:
-                self.rows.append([])
-            if tag in ("td", "th"):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
                 self.cell = ""
 
         def handle_endtag(self, tag):
-            if tag in ("td", "th") and self.cell is not None and not self.done:
-                self.rows[-1].append(self.cell.strip())
+            if tag in ("td", "th") and self.cell is not None:
+                self.tables[-1][-1].append(self.cell.strip())
                 self.cell = None
-            self.done = self.done or tag == "table"
 
         def handle_data(self, data):
             if self.cell is not None:
                 self.cell += data
 
     parser = Cells()
-    parser.rows = []
     parser.feed(html)
-    table = pd.DataFrame(parser.rows[1:], columns=parser.rows[0])
-    return table.assign(seeds=table.seeds.astype(int))
+    return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables]
 
 
 @pytest.fixture(scope="module")
@@ -67,23 +68,47 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
         assert "s\th:m:s" in bench.read_text()
 
 
-def test_html_report_is_self_contained_with_figures_and_table(tiny_run):
+FIGURES = ("val_accuracy", "train_loss", "test_accuracy", "epochs_to_target", "performance_profile",
+           "improvement", "agreement")
+
+
+def test_html_report_is_self_contained_with_figures_and_tables(tiny_run):
     workdir, _ = tiny_run
     html = (workdir / "reports/index.html").read_text()
-    assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', html)) == 3
+    assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', html)) == len(FIGURES)
     assert not re.search(r'<img src="(?!data:)', html) and "<link" not in html and "<script src" not in html
-    for figure in ("val_accuracy", "test_accuracy", "epochs_to_target"):
+    for figure in FIGURES:
         assert f'id="circles-mlp-{figure}"' in html
-    table = first_table(html)
-    assert set(zip(table.variant, table.framework)) == {
+        assert (workdir / f"reports/figures/circles/mlp/{figure}.svg").read_text().lstrip().startswith("<?xml")
+    tables = html_tables(html)
+    claims = tables[0]
+    assert {"claim", "verdict", "measured [95 % CI]"} <= set(claims.columns)
+    assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive", "not run"}
+    means = next(t for t in tables if "seeds" in t.columns)
+    assert set(zip(means.variant, means.framework)) == {
         ("none", "keras"), ("none", "torch"), ("bn_after", "keras"), ("bn_after", "torch")}
-    assert (table.seeds == 2).all()
+    assert (means.seeds.astype(int) == 2).all()
     summary = pd.read_csv(workdir / "results/summary.csv")
     mean = summary.query("variant == 'none' and framework == 'torch'").test_accuracy.mean()
-    row = table[(table.variant == "none") & (table.framework == "torch")].iloc[0]
+    row = means[(means.variant == "none") & (means.framework == "torch")].iloc[0]
     assert row["test accuracy, mean [95 % CI]"].startswith(f"{mean:.3f} [")
-    for figure in ("val_accuracy", "test_accuracy", "epochs_to_target"):
-        assert (workdir / f"reports/figures/circles/mlp/{figure}.svg").read_text().lstrip().startswith("<?xml")
+    versus = next(t for t in tables if "P(better) [95 % CI]" in t.columns)
+    assert set(versus.variant) == {"bn_after"}
+    for text in ("Summary", "Provenance", "git commit:", "CPU:", "seeds: 1, 2", "torch: 2.13.0"):
+        assert text in html
+
+
+def test_statistics_tables(tiny_run):
+    workdir, _ = tiny_run
+    stats = pd.read_csv(workdir / "results/stats.csv")
+    assert len(stats.groupby(["variant", "framework"])) == 4
+    row = stats.query("variant == 'none' and framework == 'keras' and metric == 'test_accuracy'").iloc[0]
+    assert row.n_runs == 2 and row.mean_ci_low <= row["mean"] <= row.mean_ci_high
+    comparisons = pd.read_csv(workdir / "results/comparisons.csv")
+    assert set(comparisons.comparison) == {"variant_vs_baseline", "keras_vs_torch"}
+    assert (comparisons.n_pairs == 2).all()
+    claims = pd.read_csv(workdir / "results/claims.csv")
+    assert set(claims.framework) == {"keras", "torch"} and "circles_none_accuracy" in set(claims.id)
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -96,7 +121,10 @@ def test_snakemake_report_works(tiny_run):
     workdir, _ = tiny_run
     snakemake(workdir, "--report", "report.html")
     html = (workdir / "report.html").read_text()
-    assert "index.html" in html and "val_accuracy.svg" in html and "summary.csv" in html
+    for name in ("index.html", "val_accuracy.svg", "agreement.svg", "summary.csv", "claims.csv"):
+        assert name in html
+    for category in ("Data", "Convergence", "Accuracy", "Frameworks"):
+        assert category in html
 
 
 def test_snakemake_lint_has_no_findings(tmp_path):
@@ -158,3 +186,43 @@ def test_every_fashion_architecture_trains_in_both_frameworks(fashion_run):
         bench = pd.read_csv(fashion_run / f"benchmarks/train/fashion_mnist/{arch}/bn_before/torch/seed1.tsv",
                             sep="\t")
         assert bench.loc[0, "max_rss"] > 0
+
+
+def _chrome():
+    """Headless Debian Chromium through chromedriver; skipped where neither is installed, except in CI."""
+    import os
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        if os.environ.get("BNBENCH_REQUIRE_BROWSER"):
+            raise AssertionError("chromium/chromedriver missing: .ci/run installs them with apt-get")
+        pytest.skip("chromium and chromedriver not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1300,2400"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def test_report_renders_in_a_real_browser(tiny_run):
+    workdir, _ = tiny_run
+    driver = _chrome()
+    try:
+        driver.get((workdir / "reports/index.html").as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        claims_rows = driver.execute_script("return document.querySelectorAll('table.claims tbody tr').length;")
+        (REPO / "reports").mkdir(exist_ok=True)
+        driver.save_screenshot(str(REPO / "reports" / "screenshot.png"))
+    finally:
+        driver.quit()
+    assert errors == []
+    assert len(images) == 7 and all(complete and w > 0 and h > 0 for _, complete, w, h in images), images
+    assert claims_rows > 0

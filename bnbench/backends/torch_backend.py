@@ -12,7 +12,7 @@ from torch import nn
 
 from bnbench import bn as bnmap
 from bnbench import spec as specs
-from bnbench.training import fit, prepare
+from bnbench.training import batches, fit, prepare
 
 EVAL_BATCH = 1024
 
@@ -116,34 +116,45 @@ def build_model(layers: list, shape: tuple, weights: list) -> nn.Sequential:
 
 
 class Trainer:
-    def __init__(self, run: dict, shape: tuple, outputs: int):
+    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int):
         layers = specs.build_spec(run["arch"], run["bn"], outputs)
         self.model = build_model(layers, shape, specs.initial_weights(layers, shape, run["seed"]))
         opt = run["optimizer"]
         params = [p for p in self.model.parameters() if p.requires_grad]
+        # foreach: one multi-tensor update instead of a loop over parameters; same arithmetic.
         self.optimizer = torch.optim.SGD(params, lr=opt["learning_rate"], momentum=opt["momentum"],
-                                         nesterov=opt["nesterov"])
+                                         nesterov=opt["nesterov"], foreach=True)
         self.binary = outputs == 1
         self.loss_fn = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
+        self.batch_size = run["batch_size"]
+        self.splits = {split: self._to_tensors(data, split) for split in ("train", "val", "test")}
 
-    def _loss(self, logits: torch.Tensor, y: np.ndarray) -> torch.Tensor:
-        if self.binary:
-            return self.loss_fn(logits[:, 0], torch.from_numpy(y.astype(np.float32)))
-        return self.loss_fn(logits, torch.from_numpy(y))
+    def _to_tensors(self, data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wrap one split without copying (torch.from_numpy shares memory); the dict lets go of it."""
+        x, y = data.pop(f"x_{split}"), data.pop(f"y_{split}")
+        return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32) if self.binary else y)
 
-    def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(logits[:, 0] if self.binary else logits, y)
+
+    def train_epoch(self, order: np.ndarray) -> None:
+        x, y = self.splits["train"]
+        order = torch.from_numpy(order)
         self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        self._loss(self.model(torch.from_numpy(x)), y).backward()
-        self.optimizer.step()
+        for batch in batches(len(order), self.batch_size):
+            index = order[batch]
+            self.optimizer.zero_grad(set_to_none=True)
+            self._loss(self.model(x[index]), y[index]).backward()
+            self.optimizer.step()
 
     @torch.inference_mode()
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    def evaluate(self, split: str) -> tuple[float, float]:
+        x, y = self.splits[split]
         self.model.eval()
-        logits = torch.cat([self.model(torch.from_numpy(x[i:i + EVAL_BATCH]))
-                            for i in range(0, len(x), EVAL_BATCH)])
-        predicted = (logits[:, 0] > 0).numpy() if self.binary else logits.argmax(dim=1).numpy()
-        return float(self._loss(logits, y)), float(np.mean(predicted == y))
+        logits = torch.cat([self.model(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
+        predicted = (logits[:, 0] > 0) if self.binary else logits.argmax(dim=1)
+        labels = (y > 0.5) if self.binary else y
+        return float(self._loss(logits, y)), float((predicted == labels).float().mean())
 
 
 def versions() -> dict:
@@ -151,6 +162,8 @@ def versions() -> dict:
 
 
 def train(run: dict, data: dict, threads: int = 1, log=print) -> dict:
+    """Train one run. Takes ownership of `data`: its arrays move into the trainer (the dict is emptied)."""
     configure(threads, run["seed"])
-    data, shape, outputs = prepare(run, data)
-    return fit(Trainer(run, shape, outputs), run, data, log)
+    shape, outputs = prepare(run, data)
+    n_train = len(data["x_train"])
+    return fit(Trainer(run, data, shape, outputs), run, n_train, log)

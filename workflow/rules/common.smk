@@ -1,5 +1,7 @@
 import json
+import os
 import shlex
+import subprocess
 import sys
 
 # The bnbench package lives beside the Snakefile: importable here, and in every job's
@@ -27,7 +29,54 @@ wildcard_constraints:
 RUN_DIR = "results/runs/{dataset}/{arch}/{variant}/{framework}/seed{seed}"
 RUNS = runs(config)
 DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
-FIGURES = ["val_accuracy", "test_accuracy", "epochs_to_target"]
+# Figure name -> report category (Snakemake's --report groups them so).
+FIGURES = {
+    "val_accuracy": "Convergence",
+    "train_loss": "Convergence",
+    "epochs_to_target": "Convergence",
+    "performance_profile": "Convergence",
+    "test_accuracy": "Accuracy",
+    "improvement": "Accuracy",
+    "agreement": "Frameworks",
+}
+REPORT_CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
+CLAIMS = os.path.join(workflow.basedir, "workflow", "claims.yaml")  # tutorial claims, as data
+
+
+def _git_commit():
+    try:
+        return subprocess.run(
+            ["git", "-C", workflow.basedir, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+GIT_COMMIT = _git_commit()
+
+
+def figure(name):
+    """A figure output of the plots rule, registered for Snakemake's report."""
+    return report(
+        f"reports/figures/{{dataset}}/{{arch}}/{name}.svg",
+        caption=os.path.join(REPORT_CAPTIONS, f"{name}.rst"),
+        category=FIGURES[name],
+        subcategory="{dataset} {arch}",
+        labels={"dataset": "{dataset}", "arch": "{arch}", "figure": name.replace("_", " ")},
+    )
+
+
+def table(path, caption, label):
+    """A results table, registered for Snakemake's report under Data."""
+    return report(
+        path,
+        caption=os.path.join(REPORT_CAPTIONS, f"{caption}.rst"),
+        category="Data",
+        labels={"table": label},
+    )
 
 
 def run_dirs():
@@ -62,4 +111,11 @@ def data_settings(wildcards):
 
 
 def final_outputs():
-    return ["results/history.parquet", "results/summary.csv", "reports/index.html"]
+    return [
+        "results/history.parquet",
+        "results/summary.csv",
+        "results/stats.csv",
+        "results/comparisons.csv",
+        "results/claims.csv",
+        "reports/index.html",
+    ]

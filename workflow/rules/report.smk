@@ -4,12 +4,7 @@ rule combine:
         summaries=expand("{run}/summary.json", run=run_dirs()),
     output:
         history="results/history.parquet",
-        summary=report(
-            "results/summary.csv",
-            caption="../report/summary.rst",
-            category="Tables",
-            labels={"table": "runs"},
-        ),
+        summary=table("results/summary.csv", "summary", "runs"),
     params:
         runs=run_dirs(),
     log:
@@ -21,45 +16,49 @@ rule combine:
         "--summary {output.summary} > {log} 2>&1"
 
 
+rule stats:
+    input:
+        summary="results/summary.csv",
+        claims=CLAIMS,
+    output:
+        stats=table("results/stats.csv", "stats", "statistics"),
+        comparisons=table("results/comparisons.csv", "comparisons", "comparisons"),
+        claims=table("results/claims.csv", "claims", "tutorial claims"),
+    log:
+        "logs/stats.log",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m bnbench stats --summary {input.summary} --claims {input.claims} "
+        "--stats {output.stats} --comparisons {output.comparisons} "
+        "--claims-out {output.claims} > {log} 2>&1"
+
+
 rule plots:
     input:
         history="results/history.parquet",
         summary="results/summary.csv",
+        comparisons="results/comparisons.csv",
     output:
-        val_accuracy=report(
-            "reports/figures/{dataset}/{arch}/val_accuracy.svg",
-            caption="../report/val_accuracy.rst",
-            category="Figures",
-            subcategory="{dataset} {arch}",
-            labels={"dataset": "{dataset}", "arch": "{arch}", "figure": "validation accuracy"},
-        ),
-        test_accuracy=report(
-            "reports/figures/{dataset}/{arch}/test_accuracy.svg",
-            caption="../report/test_accuracy.rst",
-            category="Figures",
-            subcategory="{dataset} {arch}",
-            labels={"dataset": "{dataset}", "arch": "{arch}", "figure": "test accuracy"},
-        ),
-        epochs_to_target=report(
-            "reports/figures/{dataset}/{arch}/epochs_to_target.svg",
-            caption="../report/epochs_to_target.rst",
-            category="Figures",
-            subcategory="{dataset} {arch}",
-            labels={"dataset": "{dataset}", "arch": "{arch}", "figure": "epochs to target"},
-        ),
+        **{name: figure(name) for name in FIGURES},
+    params:
+        outdir=lambda wildcards: f"reports/figures/{wildcards.dataset}/{wildcards.arch}",
     log:
         "logs/plots/{dataset}/{arch}.log",
     conda:
         "../../envs/report.yaml"
     shell:
         "python -m bnbench plots --history {input.history} --summary {input.summary} "
-        "--dataset {wildcards.dataset} --arch {wildcards.arch} "
-        "--outdir reports/figures/{wildcards.dataset}/{wildcards.arch} > {log} 2>&1"
+        "--comparisons {input.comparisons} --dataset {wildcards.dataset} "
+        "--arch {wildcards.arch} --outdir {params.outdir} > {log} 2>&1"
 
 
 rule report:
     input:
         summary="results/summary.csv",
+        stats="results/stats.csv",
+        comparisons="results/comparisons.csv",
+        claims="results/claims.csv",
         figures=figure_paths(),
     output:
         report(
@@ -70,10 +69,12 @@ rule report:
         ),
     params:
         config=json.dumps(config, sort_keys=True),
+        commit=GIT_COMMIT,
     log:
         "logs/report.log",
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m bnbench report --summary {input.summary} --figures {input.figures} "
-        "--config {params.config:q} --out {output} > {log} 2>&1"
+        "python -m bnbench report --summary {input.summary} --stats {input.stats} "
+        "--comparisons {input.comparisons} --claims {input.claims} --figures {input.figures} "
+        "--config {params.config:q} --commit {params.commit:q} --out {output} > {log} 2>&1"
