@@ -11,6 +11,23 @@ import yaml
 from bnbench import stats
 
 HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not run"
+MISSED = 1e12  # a missed target, at its most pessimistic: later than any epoch
+
+
+def _range_claim(runs: pd.DataFrame, claim: dict) -> tuple[float, float, float, str]:
+    """(CI low, CI high, mean, verdict). A missed target only says "after the last epoch": the claim
+    fails if even counting misses as epochs + 1 the CI is outside the range, and holds only if
+    even counting them as never the CI is inside."""
+    if runs.empty:
+        return np.nan, np.nan, np.nan, NO_DATA
+    optimistic = stats.censored(runs, claim["metric"]).to_numpy(float)
+    pessimistic = np.where(np.isnan(runs[claim["metric"]].to_numpy(float)), MISSED, optimistic)
+    low, high = stats.bootstrap_ci(optimistic)
+    if verdict_range(*stats.bootstrap_ci(pessimistic), claim["range"]) == HOLDS:
+        verdict = HOLDS
+    else:
+        verdict = FAILS if verdict_range(low, high, claim["range"]) == FAILS else INCONCLUSIVE
+    return low, high, optimistic.mean(), verdict
 
 
 def load(path: str | Path) -> list[dict]:
@@ -54,11 +71,9 @@ def evaluate(summary: pd.DataFrame, claims: list[dict]) -> pd.DataFrame:
             row = {"id": claim["id"], "source": claim["source"], "claim": claim["claim"], "framework": framework,
                    "n": len(runs)}
             if claim["kind"] == "range":
-                values = stats.censored(runs, claim["metric"]).to_numpy(float)
-                low, high = stats.bootstrap_ci(values)
-                row.update(measured=values.mean() if values.size else np.nan, ci_low=low, ci_high=high,
-                           expected=f"{claim['metric']} in [{claim['range'][0]}, {claim['range'][1]}]",
-                           verdict=verdict_range(low, high, claim["range"]))
+                low, high, mean, verdict = _range_claim(runs, claim)
+                row.update(measured=mean, ci_low=low, ci_high=high, verdict=verdict,
+                           expected=f"{claim['metric']} in [{claim['range'][0]}, {claim['range'][1]}]")
             else:
                 against = _runs(summary, claim, claim["against"], framework)
                 result = stats.compare(runs, against, claim["metric"]) if len(runs) and len(against) else {}

@@ -85,13 +85,17 @@ def headline(stats_table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     for (dataset, arch, framework), group in stats_table.groupby(["dataset", "arch", "framework"], sort=False):
         acc = group[group.metric == "test_accuracy"].sort_values("mean", ascending=False).iloc[0]
         runs = summary[(summary.dataset == dataset) & (summary.arch == arch) & (summary.framework == framework)]
-        speed = (runs.assign(epochs=stats.censored(runs, "epochs_to_target"))
+        line = (f"{dataset} · {arch} · {framework}: most accurate <b>{acc.variant}</b> "
+                f"(test accuracy {_fmt(acc['mean'], acc.mean_ci_low, acc.mean_ci_high, 3)}); ")
+        if not runs["reached_target"].any():
+            lines.append(line + "no run reached the target accuracy")
+            continue
+        reaching = runs[runs.variant.isin(runs.loc[runs.reached_target, "variant"])]
+        speed = (reaching.assign(epochs=stats.censored(reaching, "epochs_to_target"))
                  .groupby("variant")["epochs"].agg(["mean", list]).sort_values("mean").iloc[0])
         low, high = stats.bootstrap_ci(speed["list"])
-        lines.append(f"{dataset} · {arch} · {framework}: most accurate <b>{acc.variant}</b> "
-                     f"(test accuracy {_fmt(acc['mean'], acc.mean_ci_low, acc.mean_ci_high, 3)}); fastest to "
-                     f"target <b>{speed.name}</b> ({_fmt(speed['mean'], low, high, 1)} epochs, misses counted "
-                     f"as epochs + 1)")
+        lines.append(line + f"fastest to target <b>{speed.name}</b> ({_fmt(speed['mean'], low, high, 1)} "
+                     f"epochs, misses counted as epochs + 1)")
     return lines
 
 

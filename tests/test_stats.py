@@ -118,6 +118,19 @@ def test_claims_table_from_runs(tmp_path):
     assert table.loc["c", "verdict"] == claims.NO_DATA and table.loc["c", "n"] == 0
 
 
+def test_range_claim_on_epochs_cannot_hold_when_runs_missed_the_target():
+    claim = {"id": "e", "source": "s", "claim": "c", "dataset": "circles", "arch": "mlp", "variant": "none",
+             "metric": "epochs_to_target", "kind": "range", "range": [1, 22]}
+    all_missed = runs("none", "keras", [None, None, None], metric="epochs_to_target", epochs=3)
+    assert claims.evaluate(all_missed, [claim]).iloc[0].verdict == claims.INCONCLUSIVE
+    some_missed = runs("none", "keras", [10, 12, None], metric="epochs_to_target")
+    assert claims.evaluate(some_missed, [claim]).iloc[0].verdict != claims.HOLDS
+    late = runs("none", "keras", [30, 32, None], metric="epochs_to_target")
+    assert claims.evaluate(late, [claim]).iloc[0].verdict == claims.FAILS
+    all_hit = runs("none", "keras", [10, 12, 14], metric="epochs_to_target")
+    assert claims.evaluate(all_hit, [claim]).iloc[0].verdict == claims.HOLDS
+
+
 def test_shipped_claims_file_is_well_formed():
     from conftest import REPO
 
