@@ -17,7 +17,8 @@ from bnbench import PACKAGE_ROOT, stats
 CAPTIONS = {
     "val_accuracy": "Validation accuracy per epoch: mean over seeds with a 95 % bootstrap CI band, "
                     "one line per variant, one panel per framework.",
-    "train_loss": "Training loss (whole training set, inference mode) per epoch: mean and 95 % CI band.",
+    "train_loss": "Training loss (first 10 000 training samples, inference mode) per epoch: mean and "
+                  "95 % CI band.",
     "test_accuracy": "Final test accuracy per variant and framework: one dot per seed, mean and 95 % CI.",
     "epochs_to_target": "Epochs until validation accuracy first reaches the target; runs that never "
                         "reach it are red crosses above the dashed line.",

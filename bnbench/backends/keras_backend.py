@@ -13,7 +13,7 @@ import tensorflow as tf  # noqa: E402
 
 from bnbench import bn as bnmap  # noqa: E402
 from bnbench import spec as specs  # noqa: E402
-from bnbench.training import fit, prepare  # noqa: E402
+from bnbench.training import SPLITS, fit, prepare  # noqa: E402
 
 EVAL_BATCH = 1024
 
@@ -72,7 +72,7 @@ class Trainer:
                         else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         self.optimizer.build(self.model.trainable_variables)  # slots exist before the epoch graph runs
         self.batch_size = run["batch_size"]
-        self.splits = {split: self._to_tensors(data, split) for split in ("train", "val", "test")}
+        self.splits = {split: self._to_tensors(data, split) for split in SPLITS}
         self._epoch = tf.function(self._train_epoch)
         self._logits = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from bnbench import bn as bnmap
 from bnbench import spec as specs
-from bnbench.training import batches, fit, prepare
+from bnbench.training import SPLITS, batches, fit, prepare
 
 EVAL_BATCH = 1024
 
@@ -127,7 +127,7 @@ class Trainer:
         self.binary = outputs == 1
         self.loss_fn = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
         self.batch_size = run["batch_size"]
-        self.splits = {split: self._to_tensors(data, split) for split in ("train", "val", "test")}
+        self.splits = {split: self._to_tensors(data, split) for split in SPLITS}
 
     def _to_tensors(self, data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Wrap one split without copying (torch.from_numpy shares memory); the dict lets go of it."""
