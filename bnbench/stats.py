@@ -158,14 +158,3 @@ def comparisons(summary: pd.DataFrame, baseline: str = "none", metrics=None) -> 
                 rows.append({"comparison": "keras_vs_torch", "dataset": dataset, "arch": arch,
                              "framework": "keras", "variant": variant, "against": "torch", **result})
     return pd.DataFrame(rows)
-
-
-def summarise(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
-    """Per group: n, mean and its 95 % bootstrap CI of `column` (NaNs dropped and counted in n_missing)."""
-    rows = []
-    for key, group in frame.groupby(by, sort=False):
-        values = group[column].dropna().to_numpy(dtype=float)
-        low, high = bootstrap_ci(values)
-        rows.append({**dict(zip(by, key)), "n": len(group), "n_missing": len(group) - len(values),
-                     "mean": values.mean() if len(values) else float("nan"), "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows)
