@@ -69,23 +69,20 @@ def cmd_combine(args) -> None:
     history, summary = results.combine(args.runs)
     Path(args.history).parent.mkdir(parents=True, exist_ok=True)
     history.to_parquet(args.history, index=False)
-    summary.to_csv(args.summary, index=False)
+    results.atomic_write(Path(args.summary), lambda handle: summary.to_csv(handle, index=False))
     log(f"combined {len(summary)} runs, {len(history)} epochs")
 
 
 def cmd_stats(args) -> None:
     import pandas as pd
 
-    from bnbench import claims, stats
+    from bnbench import claims, results, stats
 
     summary = pd.read_csv(args.summary)
     outputs = {args.stats: stats.aggregate(summary), args.comparisons: stats.comparisons(summary),
                args.claims_out: claims.evaluate(summary, claims.load(args.claims))}
     for path, table in outputs.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(path)
+        results.atomic_write(Path(path), lambda handle, table=table: table.to_csv(handle, index=False))
     log(f"statistics of {len(summary)} runs written")
 
 

@@ -13,6 +13,7 @@ import jinja2
 import pandas as pd
 
 from bnbench import PACKAGE_ROOT, stats
+from bnbench.results import atomic_write
 
 CAPTIONS = {
     "val_accuracy": "Validation accuracy per epoch: mean over seeds with a 95 % bootstrap CI band, "
@@ -151,8 +152,4 @@ def write_report(summary, stats, comparisons, claims, figures, config_json: str,
         provenance=provenance(summary, commit), config=json.dumps(json.loads(config_json), indent=2),
         n_diverged=int(summary["diverged"].sum()), n_missed=int((~summary["reached_target"]).sum()),
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(Path(out), lambda handle: handle.write(html))

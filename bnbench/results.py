@@ -12,11 +12,11 @@ HISTORY_COLUMNS = ["dataset", "arch", "variant", "framework", "seed", "epoch", "
 RUN_COLUMNS = HISTORY_COLUMNS[:5]
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write to a temporary name and rename, so no reader ever sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
         write(handle)
     os.replace(tmp, path)
 
@@ -28,11 +28,11 @@ def write_history(path: str | Path, run: dict, records: list[dict]) -> None:
         for record in records:
             writer.writerow({**{k: run[k] for k in RUN_COLUMNS}, **record})
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def write_summary(path: str | Path, summary: dict) -> None:
-    _atomic_write(Path(path), lambda handle: json.dump(summary, handle, indent=2, sort_keys=True))
+    atomic_write(Path(path), lambda handle: json.dump(summary, handle, indent=2, sort_keys=True))
 
 
 def combine(run_dirs: list[str | Path]):
