@@ -121,7 +121,8 @@ def output_shape(layer, shape: tuple) -> tuple:
 
 
 def initial_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
-    """Per weighted layer (Dense, Conv2D, LSTM) in order: {"kernel", "bias", ["recurrent"]}, float32."""
+    """Per layer with state, in order, float32: Dense / Conv2D {"kernel", "bias"}, LSTM {"kernel",
+    "recurrent", "bias"}, BatchNorm {"gamma", "beta", "moving_mean", "moving_variance"}."""
     rng = np.random.default_rng([seed, 0])
     weights, shape = [], tuple(input_shape)
     for layer in spec:
@@ -137,9 +138,12 @@ def initial_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
         elif isinstance(layer, LSTM):
             n_in, units = shape[-1], layer.units
             bias = np.zeros(4 * units, np.float32)
-            bias[units:2 * units] = 1.0  # forget gate
+            bias[units:2 * units] = 1.0 if layer.use_bias else 0.0  # forget gate
             weights.append({"kernel": _uniform(rng, "glorot_uniform", (n_in, 4 * units), n_in, 4 * units),
                             "recurrent": _orthogonal(rng, units, 4 * units), "bias": bias})
+        elif isinstance(layer, BatchNorm):
+            ones = np.ones(shape[-1], np.float32)
+            weights.append({"gamma": ones, "beta": 0 * ones, "moving_mean": 0 * ones, "moving_variance": ones})
         shape = output_shape(layer, shape)
     return weights
 

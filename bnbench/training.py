@@ -2,7 +2,8 @@
 
 A backend supplies a trainer, built on the run's data, with two methods:
   train_epoch(order)  one SGD step per mini-batch of x_train[order] (the last batch may be smaller),
-                      in training mode (BN uses batch statistics and updates its moving ones)
+                      in training mode (BN uses batch statistics and updates its moving ones);
+                      returns the mean of the steps' training-mode losses
   evaluate(split)     (mean loss, accuracy) on "train_eval", "val" or "test" in inference mode
                       (BN uses its moving statistics)
 """
@@ -24,7 +25,7 @@ SPLITS = ("train", "train_eval", "val", "test")
 
 
 class Trainer(Protocol):
-    def train_epoch(self, order: np.ndarray) -> None: ...
+    def train_epoch(self, order: np.ndarray) -> float: ...
     def evaluate(self, split: str) -> tuple[float, float]: ...
 
 

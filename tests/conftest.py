@@ -55,3 +55,18 @@ def _fashion_mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def fashion_dir() -> Path:
     return _fashion_mnist_dir()
+
+
+# Largest measured cross-framework difference per parity check (tests/test_parity.py), printed at the end.
+PARITY: dict[str, float] = {}
+
+
+def record_parity(check: str, difference: float) -> None:
+    PARITY[check] = max(difference, PARITY.get(check, 0.0))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if PARITY:
+        terminalreporter.section("framework parity: largest relative difference per check")
+        for check, difference in sorted(PARITY.items()):
+            terminalreporter.write_line(f"{difference:9.2e}  {check}")

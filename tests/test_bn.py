@@ -37,7 +37,7 @@ def test_settings_from_variant_takes_bn_keys_only():
 
 @pytest.mark.parametrize("center, scale", [(True, False), (False, True)])
 def test_frozen_torch_parameter_stays_at_identity_while_training(center, scale):
-    layer = torch_backend.batch_norm(bn.BNSettings(center=center, scale=scale), 4)
+    layer = torch_backend.batch_norm(bn.BNSettings(center=center, scale=scale), (4,)).norm
     opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=0.5)
     x = torch.randn(16, 4) * 3 + 2
     for _ in range(5):
@@ -52,8 +52,9 @@ def test_frozen_torch_parameter_stays_at_identity_while_training(center, scale):
 
 def test_keras_momentum_zero_keeps_last_batch_statistics_in_torch():
     """Keras momentum 0.0 means 'moving stats = last batch'; torch needs momentum 1.0 for that."""
-    layer = torch_backend.batch_norm(bn.BNSettings(momentum=0.0), 3)
+    layer = torch_backend.batch_norm(bn.BNSettings(momentum=0.0), (3,))
     x = torch.from_numpy(np.random.default_rng(0).normal(5, 2, size=(64, 3)).astype(np.float32))
     layer.train()
     layer(x)
-    torch.testing.assert_close(layer.running_mean, x.mean(0))
+    torch.testing.assert_close(layer.norm.running_mean, x.mean(0))
+    torch.testing.assert_close(layer.norm.running_var, x.var(0, correction=0))  # Keras: biased

@@ -88,7 +88,8 @@ def test_lstm_initialisers_match_keras_defaults():
 
 
 def test_cnn_weight_shapes_follow_keras_layout():
-    conv1, conv2, dense = initial_weights(build_spec("cnn", {"placement": "after"}, 10), (28, 28, 1), seed=1)
+    conv1, conv2, bn, dense = initial_weights(build_spec("cnn", {"placement": "after"}, 10), (28, 28, 1), seed=1)
     assert conv1["kernel"].shape == (3, 3, 1, 32) and conv2["kernel"].shape == (3, 3, 32, 32)
+    assert (bn["gamma"] == 1).all() and not bn["beta"].any() and bn["moving_variance"].shape == (32,)
     assert dense["kernel"].shape == (12 * 12 * 32, 10)
     assert np.abs(conv2["kernel"]).max() <= np.sqrt(6 / (9 * 32 + 9 * 32))

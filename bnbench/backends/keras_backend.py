@@ -26,44 +26,70 @@ def configure(threads: int, seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _layer(layer, weights):
-    """The Keras layer for one spec entry, and the list to pass to set_weights (or None)."""
+def _layer(layer):
+    """The Keras layer for one spec entry."""
     if isinstance(layer, specs.Dense):
-        w = next(weights)
-        return keras.layers.Dense(layer.units, use_bias=layer.use_bias), [w["kernel"], w["bias"]]
+        return keras.layers.Dense(layer.units, use_bias=layer.use_bias)
     if isinstance(layer, specs.Conv2D):
-        w = next(weights)
-        return keras.layers.Conv2D(layer.filters, layer.kernel_size, use_bias=layer.use_bias), \
-            [w["kernel"], w["bias"]]
+        return keras.layers.Conv2D(layer.filters, layer.kernel_size, use_bias=layer.use_bias)
     if isinstance(layer, specs.LSTM):
-        w = next(weights)
-        return keras.layers.LSTM(layer.units, use_bias=layer.use_bias), [w["kernel"], w["recurrent"], w["bias"]]
+        return keras.layers.LSTM(layer.units, use_bias=layer.use_bias)
     if isinstance(layer, specs.BatchNorm):
-        return keras.layers.BatchNormalization(**bnmap.keras_kwargs(layer.settings)), None
+        return keras.layers.BatchNormalization(**bnmap.keras_kwargs(layer.settings))
     if isinstance(layer, specs.ReLU):
-        return keras.layers.ReLU(), None
+        return keras.layers.ReLU()
     if isinstance(layer, specs.MaxPool):
-        return keras.layers.MaxPooling2D(layer.size), None
+        return keras.layers.MaxPooling2D(layer.size)
     if isinstance(layer, specs.Flatten):
-        return keras.layers.Flatten(), None
+        return keras.layers.Flatten()
     raise TypeError(f"no Keras layer for {layer!r}")
+
+
+def _values(layer, w: dict) -> list:
+    """spec.initial_weights' entry as the list Keras' set_weights expects for `layer`."""
+    if isinstance(layer, specs.BatchNorm):
+        bn = layer.settings
+        return [w["gamma"]] * bn.scale + [w["beta"]] * bn.center + [w["moving_mean"], w["moving_variance"]]
+    kernels = [w["kernel"], w["recurrent"]] if isinstance(layer, specs.LSTM) else [w["kernel"]]
+    return kernels + [w["bias"]] * layer.use_bias
 
 
 def build_model(layers: list, shape: tuple, weights: list) -> keras.Sequential:
     model, weights = keras.Sequential([keras.Input(shape=shape)]), iter(weights)
     for layer in layers:
-        built, values = _layer(layer, weights)
+        built = _layer(layer)
         model.add(built)
-        if values is not None:
-            use_bias = getattr(layer, "use_bias", True)
-            built.set_weights(values if use_bias else [v for v in values[:-1]])
+        if built.weights:
+            built.set_weights(_values(layer, next(weights)))
     return model
 
 
+def export_weights(model: keras.Sequential) -> list[dict]:
+    """The model's weights and BN state in spec.initial_weights' format (torch's export mirrors it)."""
+    exported = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            ones = np.ones(layer.moving_mean.shape, np.float32)
+            exported.append({"gamma": layer.gamma.numpy() if layer.scale else ones,
+                             "beta": layer.beta.numpy() if layer.center else 0 * ones,
+                             "moving_mean": layer.moving_mean.numpy(),
+                             "moving_variance": layer.moving_variance.numpy()})
+        elif isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, keras.layers.LSTM)):
+            values = [v.numpy() for v in layer.weights]
+            entry = dict(zip(["kernel", "recurrent"] if isinstance(layer, keras.layers.LSTM) else ["kernel"],
+                             values))
+            n_out = values[0].shape[-1]
+            entry["bias"] = values[-1] if layer.use_bias else np.zeros(n_out, np.float32)
+            exported.append(entry)
+    return exported
+
+
 class Trainer:
-    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int):
+    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, weights: list | None = None):
+        """`weights` (Keras layout) default to the run seed's spec.initial_weights."""
         layers = specs.build_spec(run["arch"], run["bn"], outputs)
-        self.model = build_model(layers, shape, specs.initial_weights(layers, shape, run["seed"]))
+        weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
+        self.model = build_model(layers, shape, weights)
         opt = run["optimizer"]
         self.optimizer = keras.optimizers.SGD(
             learning_rate=opt["learning_rate"], momentum=opt["momentum"], nesterov=opt["nesterov"])
@@ -86,17 +112,22 @@ class Trainer:
             loss = self.loss_fn(y, self.model(x, training=True))
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return loss
 
     def _train_epoch(self, order):
         # The whole epoch is one graph: no Python round-trip per step (~2x faster than a step function).
         x, y = self.splits["train"]
         n = tf.shape(order)[0]
+        total, steps = tf.constant(0.0, keras.config.floatx()), tf.constant(0.0, keras.config.floatx())
         for first in tf.range(0, n, self.batch_size):
             index = order[first:tf.minimum(first + self.batch_size, n)]
-            self._train_step(tf.gather(x, index), tf.gather(y, index))
+            total += self._train_step(tf.gather(x, index), tf.gather(y, index))
+            steps += 1.0
+        return total / steps
 
-    def train_epoch(self, order: np.ndarray) -> None:
-        self._epoch(tf.constant(order))
+    def train_epoch(self, order: np.ndarray) -> float:
+        """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
+        return float(self._epoch(tf.constant(order)))
 
     def evaluate(self, split: str) -> tuple[float, float]:
         x, y = self.splits[split]

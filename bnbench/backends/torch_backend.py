@@ -28,12 +28,40 @@ def configure(threads: int, seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def batch_norm(settings: bnmap.BNSettings, features: int, conv: bool = False) -> nn.Module:
-    layer = (nn.BatchNorm2d if conv else nn.BatchNorm1d)(features, **bnmap.torch_kwargs(settings))
+class KerasBatchNorm(nn.Module):
+    """A torch BatchNorm1d/2d that keeps Keras' moving variance (the biased batch variance).
+
+    torch averages the unbiased batch variance (biased * n / (n - 1)) into running_var. After its update
+    we undo that exactly: with m the torch momentum, n the values per feature in the batch and `previous`
+    the buffer before the step, Keras' value is ((n - 1) * running_var + (1 - m) * previous) / n.
+    `sequence`: the input is [batch, time, features] and, as in Keras, normalised over batch and time.
+    """
+
+    def __init__(self, norm: nn.modules.batchnorm._BatchNorm, sequence: bool = False):
+        super().__init__()
+        self.norm, self.sequence = norm, sequence
+
+    def forward(self, x):
+        x = x.transpose(1, 2) if self.sequence else x
+        if not self.training:
+            y = self.norm(x)
+        else:
+            previous = self.norm.running_var.clone()
+            y = self.norm(x)
+            n = x.numel() // x.shape[1]
+            with torch.no_grad():  # a new tensor: autograd saved the updated one for the backward pass
+                self.norm.running_var = torch.add(self.norm.running_var * (n - 1), previous,
+                                                  alpha=1.0 - self.norm.momentum) / n
+        return y.transpose(1, 2) if self.sequence else y
+
+
+def batch_norm(settings: bnmap.BNSettings, shape: tuple) -> KerasBatchNorm:
+    """The BN module for samples of channels-last `shape` ([F], [T, F] or [H, W, C]; conv runs channels-first)."""
+    norm = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[-1], **bnmap.torch_kwargs(settings))
     for name, trainable in bnmap.torch_trainable(settings).items():
-        if layer.affine and not trainable:
-            getattr(layer, name).requires_grad_(False)
-    return layer
+        if norm.affine and not trainable:
+            getattr(norm, name).requires_grad_(False)
+    return KerasBatchNorm(norm, sequence=len(shape) == 2)
 
 
 class ChannelsFirst(nn.Module):
@@ -44,17 +72,6 @@ class ChannelsFirst(nn.Module):
 class FlattenChannelsLast(nn.Module):
     def forward(self, x):
         return (x.permute(0, 2, 3, 1) if x.dim() == 4 else x).flatten(1)
-
-
-class SequenceBatchNorm(nn.Module):
-    """BN over the last axis of [batch, time, features], as Keras does (statistics over batch and time)."""
-
-    def __init__(self, norm: nn.BatchNorm1d):
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x):
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
 class LastOutputLSTM(nn.Module):
@@ -72,7 +89,8 @@ def _copy(param: torch.Tensor, value: np.ndarray) -> None:
 
 
 def _module(layer, shape: tuple, weights) -> nn.Module:
-    """The torch module for one spec entry; `shape` is the channels-last sample shape entering it."""
+    """The torch module for one spec entry; `shape` is the channels-last sample shape entering it.
+    Weights come in Keras layout (see bnbench.spec) and are transposed here."""
     if isinstance(layer, specs.Dense):
         w, linear = next(weights), nn.Linear(shape[-1], layer.units, bias=layer.use_bias)
         _copy(linear.weight, w["kernel"].T)  # torch stores [out, in]
@@ -91,13 +109,20 @@ def _module(layer, shape: tuple, weights) -> nn.Module:
         lstm = nn.LSTM(shape[-1], layer.units, bias=layer.use_bias, batch_first=True)
         _copy(lstm.weight_ih_l0, w["kernel"].T)  # same gate order (i, f, g, o) as Keras (i, f, c, o)
         _copy(lstm.weight_hh_l0, w["recurrent"].T)
-        if layer.use_bias:  # torch adds two biases; Keras has one
-            _copy(lstm.bias_ih_l0, w["bias"])
+        if layer.use_bias:  # torch adds two biases, Keras has one: the second stays frozen at zero
+            _copy(lstm.bias_ih_l0, w["bias"])   # (both learning would move the sum twice as fast)
             _copy(lstm.bias_hh_l0, np.zeros_like(w["bias"]))
+            lstm.bias_hh_l0.requires_grad_(False)
         return LastOutputLSTM(lstm)
     if isinstance(layer, specs.BatchNorm):
-        norm = batch_norm(layer.settings, shape[-1], conv=len(shape) == 3)
-        return SequenceBatchNorm(norm) if len(shape) == 2 else norm
+        w, module = next(weights), batch_norm(layer.settings, shape)
+        norm = module.norm
+        if norm.affine:  # a frozen parameter stays at identity, as Keras has none
+            _copy(norm.weight, w["gamma"] if layer.settings.scale else np.ones_like(w["gamma"]))
+            _copy(norm.bias, w["beta"] if layer.settings.center else np.zeros_like(w["beta"]))
+        _copy(norm.running_mean, w["moving_mean"])
+        _copy(norm.running_var, w["moving_variance"])
+        return module
     if isinstance(layer, specs.ReLU):
         return nn.ReLU()
     if isinstance(layer, specs.MaxPool):
@@ -115,10 +140,43 @@ def build_model(layers: list, shape: tuple, weights: list) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
+def _numpy(tensor: torch.Tensor | None, like: torch.Tensor | None = None, fill: float = 0.0) -> np.ndarray:
+    if tensor is None:
+        return np.full(like.shape, fill, np.float32)
+    return tensor.detach().numpy().copy()
+
+
+def export_weights(model: nn.Sequential) -> list[dict]:
+    """The model's weights and BN state in Keras layout, in spec.initial_weights' format (the inverse
+    of build_model's loading)."""
+    exported = []
+    for module in model:
+        if isinstance(module, nn.Linear):
+            exported.append({"kernel": _numpy(module.weight).T, "bias": _numpy(module.bias, module.weight[:, 0])})
+        elif isinstance(module, nn.Conv2d):
+            exported.append({"kernel": _numpy(module.weight).transpose(2, 3, 1, 0),
+                             "bias": _numpy(module.bias, module.weight[:, 0, 0, 0])})
+        elif isinstance(module, LastOutputLSTM):
+            lstm = module.lstm
+            bias = (_numpy(lstm.bias_ih_l0) + _numpy(lstm.bias_hh_l0) if lstm.bias
+                    else np.zeros(lstm.weight_ih_l0.shape[0], np.float32))
+            exported.append({"kernel": _numpy(lstm.weight_ih_l0).T, "recurrent": _numpy(lstm.weight_hh_l0).T,
+                             "bias": bias})
+        elif isinstance(module, KerasBatchNorm):
+            norm = module.norm
+            exported.append({"gamma": _numpy(norm.weight, norm.running_mean, 1.0),
+                              "beta": _numpy(norm.bias, norm.running_mean, 0.0),
+                              "moving_mean": _numpy(norm.running_mean),
+                              "moving_variance": _numpy(norm.running_var)})
+    return exported
+
+
 class Trainer:
-    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int):
+    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, weights: list | None = None):
+        """`weights` (Keras layout) default to the run seed's spec.initial_weights."""
         layers = specs.build_spec(run["arch"], run["bn"], outputs)
-        self.model = build_model(layers, shape, specs.initial_weights(layers, shape, run["seed"]))
+        weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
+        self.model = build_model(layers, shape, weights)
         opt = run["optimizer"]
         params = [p for p in self.model.parameters() if p.requires_grad]
         # foreach: one multi-tensor update instead of a loop over parameters; same arithmetic.
@@ -132,20 +190,25 @@ class Trainer:
     def _to_tensors(self, data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Wrap one split without copying (torch.from_numpy shares memory); the dict lets go of it."""
         x, y = data.pop(f"x_{split}"), data.pop(f"y_{split}")
-        return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32) if self.binary else y)
+        return torch.from_numpy(x), torch.from_numpy(y.astype(x.dtype) if self.binary else y)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits[:, 0] if self.binary else logits, y)
 
-    def train_epoch(self, order: np.ndarray) -> None:
+    def train_epoch(self, order: np.ndarray) -> float:
+        """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
         x, y = self.splits["train"]
         order = torch.from_numpy(order)
         self.model.train()
+        losses = []
         for batch in batches(len(order), self.batch_size):
             index = order[batch]
             self.optimizer.zero_grad(set_to_none=True)
-            self._loss(self.model(x[index]), y[index]).backward()
+            loss = self._loss(self.model(x[index]), y[index])
+            loss.backward()
             self.optimizer.step()
+            losses.append(loss.detach())
+        return float(torch.stack(losses).mean())
 
     @torch.inference_mode()
     def evaluate(self, split: str) -> tuple[float, float]:
