@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # Jobs call `python -m bnbench`, so the venv must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test test-fast lint clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,8 +27,12 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# Speed harness (benchmarks/speed.py): prints the table and writes reports/speed.csv.
+bench: setup
+	$(BIN)/python benchmarks/speed.py $(ARGS)
+
 lint: setup
 	$(BIN)/snakemake --lint
 
 clean:
-	rm -rf results resources logs benchmarks reports/index.html reports/figures .snakemake
+	rm -rf results resources logs reports/index.html reports/figures .snakemake

@@ -31,7 +31,9 @@ def train(tmp_path, circles_npz, run, probe=""):
     code = (
         "import sys, runpy; sys.argv = ['bnbench'] + sys.argv[1:];"
         "from bnbench.cli import main; rc = main();"
-        "print(','.join(m for m in ('tensorflow', 'torch', 'seaborn', 'matplotlib') if m in sys.modules));"
+        "print(','.join(m for m in ('tensorflow', 'torch', 'torch._inductor', 'seaborn', 'matplotlib') if m in sys.modules)"
+        " + (',deterministic' if 'torch' in sys.modules and sys.modules['torch'].are_deterministic_algorithms_enabled()"
+        " else ''));"
         "sys.exit(rc)"
     )
     args = ["train", "--run", json.dumps(run), "--data", str(circles_npz), "--threads", "1",
@@ -63,8 +65,8 @@ def test_backend_trains_three_epochs_and_writes_the_contract(tmp_path, circles_n
     # (Keras itself imports matplotlib when present; the torch job must not touch it at all.)
     other = {"keras": "torch", "torch": "tensorflow"}[framework]
     assert other not in modules and "seaborn" not in modules
-    if framework == "torch":
-        assert "matplotlib" not in modules
+    if framework == "torch":  # no plotting, no torch.compile machinery (1.2 s of start-up); deterministic
+        assert "matplotlib" not in modules and "torch._inductor" not in modules and "deterministic" in modules
 
 
 @pytest.mark.slow

@@ -58,3 +58,22 @@ def test_keras_momentum_zero_keeps_last_batch_statistics_in_torch():
     layer(x)
     torch.testing.assert_close(layer.norm.running_mean, x.mean(0))
     torch.testing.assert_close(layer.norm.running_var, x.var(0, correction=0))  # Keras: biased
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_fused_sgd_matches_torch_optim(momentum, nesterov):
+    """The torch backend's SGD gives torch.optim.SGD(fused=True)'s parameters, bit for bit, over 4 steps."""
+    torch.manual_seed(0)
+    ours = [torch.randn(5, 3), torch.randn(3)]
+    reference = [p.clone().requires_grad_(True) for p in ours]
+    optim = torch.optim.SGD(reference, lr=0.1, momentum=momentum, nesterov=nesterov, fused=True)
+    sgd = torch_backend.FusedSGD(ours, lr=0.1, momentum=momentum, nesterov=nesterov)
+    for step in range(4):
+        # the kernel gradient arrives transposed in memory (as conv gradients can come channels-last)
+        grads = [torch.randn(3, 5).t(), torch.randn(3)]
+        for p, g in zip(reference, grads):
+            p.grad = g.contiguous()
+        optim.step()
+        sgd.step(grads)
+        for mine, theirs in zip(ours, reference):
+            torch.testing.assert_close(mine, theirs.detach(), rtol=0, atol=0)

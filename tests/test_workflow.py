@@ -64,7 +64,7 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
         run_dir = workdir / f"results/runs/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}"
         assert json.loads((run_dir / "summary.json").read_text())["test_accuracy"] == run.test_accuracy
         assert (workdir / f"logs/train/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}.log").exists()
-        bench = workdir / f"benchmarks/train/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}.tsv"
+        bench = workdir / f"logs/benchmarks/train/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}.tsv"
         assert "s\th:m:s" in bench.read_text()
 
 
@@ -183,7 +183,7 @@ def test_every_fashion_architecture_trains_in_both_frameworks(fashion_run):
     html = (fashion_run / "reports/index.html").read_text()
     for arch in ("mlp3", "cnn", "lstm"):
         assert f'id="fashion_mnist-{arch}-val_accuracy"' in html
-        bench = pd.read_csv(fashion_run / f"benchmarks/train/fashion_mnist/{arch}/bn_before/torch/seed1.tsv",
+        bench = pd.read_csv(fashion_run / f"logs/benchmarks/train/fashion_mnist/{arch}/bn_before/torch/seed1.tsv",
                             sep="\t")
         assert bench.loc[0, "max_rss"] > 0
 

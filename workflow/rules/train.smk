@@ -9,7 +9,7 @@ rule train:
     log:
         "logs/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.log",
     benchmark:
-        "benchmarks/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.tsv"
+        "logs/benchmarks/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.tsv"
     threads: 1
     conda:
         "../../envs/train.yaml"
