@@ -1,7 +1,7 @@
 # bnbench: `make run` (benchmark) and `make test` (test suite); both create .venv when it is missing.
 PYTHON ?= python3
 VENV   ?= .venv
-CORES  ?= 8
+CORES  ?= all
 # Extra snakemake arguments, e.g. ARGS="--configfile presets/paper.yaml"
 ARGS   ?=
 BIN    := $(VENV)/bin

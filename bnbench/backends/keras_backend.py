@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Keras imports matplotlib.pyplot for its image-gallery helpers, a second of every training job's
+# start-up. Hide matplotlib while Keras loads (those helpers, which bnbench never calls, then see it as
+# missing); a process that already has matplotlib keeps it.
+_hide_matplotlib = "matplotlib" not in sys.modules
+if _hide_matplotlib:
+    sys.modules["matplotlib"] = None  # makes `import matplotlib...` raise ImportError
 import keras  # noqa: E402
+
+if _hide_matplotlib:
+    del sys.modules["matplotlib"]
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

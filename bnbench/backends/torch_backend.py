@@ -222,12 +222,11 @@ class Trainer:
         """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
         x, y = self.splits["train"]
         order = torch.from_numpy(order)
-        # One gather per epoch, then each batch is a view: cheaper than indexing every step.
-        x, y = x.index_select(0, order), y.index_select(0, order)
         self.model.train()
         losses = []
         for batch in batches(len(order), self.batch_size):
-            loss = self._loss(self.model(x[batch]), y[batch])
+            index = order[batch]  # index_select: ~6x cheaper than x[index], no shuffled copy of x
+            loss = self._loss(self.model(x.index_select(0, index)), y.index_select(0, index))
             self.optimizer.step(torch.autograd.grad(loss, self.params))  # no .grad to accumulate or zero
             losses.append(loss.detach())
         return float(torch.stack(losses).mean())
