@@ -14,6 +14,17 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster only training is submitted: the dataset rule may download (compute nodes are often
+# offline), and the table, figure and report rules take seconds.
+localrules:
+    all,
+    dataset,
+    combine,
+    stats,
+    plots,
+    report,
+
+
 rule all:
     default_target: True
     input:

@@ -53,6 +53,7 @@ def cmd_train(args) -> None:
         **metrics.run_metrics(history, target, run["epochs"]),
         "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
         "threads": args.threads,
+        "device": outcome["device"],
         "run": run,
         "versions": {"bnbench": __version__, "python": platform.python_version(),
                      "numpy": np.__version__, **backend.versions()},

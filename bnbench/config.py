@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from itertools import product
 from pathlib import Path
 
@@ -145,4 +146,19 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
         "optimizer": dict(settings["optimizer"]),
         "target_accuracy": settings["target_accuracy"],
         "bn": dict(config["variants"][variant]),
+        "device": config["device"],
     }
+
+
+# Expected seconds per epoch on one CPU core (training + the epoch's evaluations), measured with
+# `make bench` and the pipeline's benchmark files, for SLURM's time limit; and peak memory per job.
+EPOCH_SECONDS = {"mlp": 0.1, "mlp3": 3.0, "cnn": 60.0, "lstm": 30.0}
+JOB_MEMORY_MB = {"keras": 2500, "torch": 1500}  # measured peaks: Keras ~1.2 GB, torch ~0.65 GB (mlp3)
+
+
+def job_resources(config: dict, dataset: str, arch: str, framework: str) -> dict:
+    """SLURM resources of one training job: memory (MB) and a time limit (minutes) of 3x the expected
+    time plus 5 minutes of start-up and slack."""
+    epochs = config["datasets"][dataset]["epochs"]
+    return {"mem_mb": JOB_MEMORY_MB[framework],
+            "runtime": 5 + math.ceil(3 * epochs * EPOCH_SECONDS[arch] / 60)}

@@ -61,6 +61,7 @@ def test_backend_trains_three_epochs_and_writes_the_contract(tmp_path, circles_n
     assert summary["val_accuracy"] == pytest.approx(float(rows[-1]["val_accuracy"]))
     assert summary["test_accuracy"] == pytest.approx(summary["val_accuracy"])  # circles: val == test
     assert "epoch 3/3" in log  # per-epoch progress in the job log
+    assert summary["device"] == "cpu" and "trains on cpu" in log  # device auto, no GPU here
     # Import discipline: a job imports its own framework only and no plotting library (not even the
     # matplotlib Keras would load on its own).
     other = {"keras": "torch", "torch": "tensorflow"}[framework]
@@ -120,3 +121,20 @@ def test_same_run_twice_gives_the_same_history(tmp_path, circles_npz, framework)
     assert history("again", seed=1) == first
     other = history("other", seed=2)
     assert [row["train_loss"] for row in other] != [row["train_loss"] for row in first]
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_device_cuda_without_a_gpu_fails_with_one_clear_line(tmp_path, circles_npz, framework):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    run = {**run_settings(framework), "device": "cuda"}
+    out = tmp_path / framework
+    proc = subprocess.run([sys.executable, "-m", "bnbench", "train", "--run", json.dumps(run), "--data",
+                           str(circles_npz), "--threads", "1", "--history", str(out / "history.csv"),
+                           "--summary", str(out / "summary.json")], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bnbench: error:")]
+    assert len(errors) == 1 and "device: cuda" in errors[0] and "set device: auto or cpu" in errors[0]
+    assert not out.exists()

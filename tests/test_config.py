@@ -107,3 +107,27 @@ def test_snakemake_stops_before_any_job_on_bad_config(tmp_path):
     assert proc.returncode != 0
     assert "datasets.circles.epochs: 0 is less than the minimum of 1" in proc.stderr + proc.stdout
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+def test_job_resources_scale_with_epochs_and_framework():
+    from bnbench.config import job_resources
+
+    config = validate_config(copy.deepcopy(TINY_CONFIG))
+    short = job_resources(config, "circles", "mlp", "torch")
+    config["datasets"]["circles"]["epochs"] = 3000
+    long = job_resources(config, "circles", "mlp", "keras")
+    assert long["runtime"] > short["runtime"] >= 5 and long["mem_mb"] > short["mem_mb"]
+
+
+@pytest.mark.parametrize("device, gpu", [("cuda", True), ("auto", False), ("cpu", False)])
+def test_slurm_profile_dry_run_works_without_slurm_and_asks_a_gpu_for_cuda(tmp_path, device, gpu):
+    """`--profile profiles/slurm -n` needs no SLURM; training jobs carry memory, time and (cuda) a GPU;
+    the data and report rules stay local."""
+    write_config(tmp_path, {**TINY_CONFIG, "device": device})
+    proc = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
+    train_jobs = [block for block in proc.stdout.split("\nrule ")[1:] if block.startswith("train:")]
+    assert len(train_jobs) == 8
+    for block in train_jobs:
+        resources = re.search(r"resources: (.*)", block).group(1)
+        assert "mem_mb=" in resources and "runtime=" in resources
+        assert ("gpu=1" in resources) == gpu

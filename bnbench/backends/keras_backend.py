@@ -21,11 +21,24 @@ if _hide_matplotlib:
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bnbench import BnbenchError  # noqa: E402
 from bnbench import bn as bnmap  # noqa: E402
 from bnbench import spec as specs  # noqa: E402
 from bnbench.training import SPLITS, fit, prepare  # noqa: E402
 
 EVAL_BATCH = 1024
+
+
+def select_device(setting: str) -> str:
+    """config `device`: cpu (hide GPUs from TF), cuda (a GPU must be visible) or auto. Must run before
+    TensorFlow initialises its devices; returns the device training uses."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if setting == "cuda" and not gpus:
+        raise BnbenchError("config device: cuda, but TensorFlow sees no GPU here (tensorflow-cpu has no "
+                           "CUDA support); set device: auto or cpu, or install a CUDA build of TensorFlow")
+    if setting == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+    return "cuda:0" if gpus and setting != "cpu" else "cpu"
 
 
 def configure(threads: int, seed: int) -> None:
@@ -154,7 +167,9 @@ def versions() -> dict:
 
 def train(run: dict, data: dict, threads: int = 1, log=print) -> dict:
     """Train one run. Takes ownership of `data`: its arrays move into the trainer (the dict is emptied)."""
+    device = select_device(run.get("device", "auto"))
     configure(threads, run["seed"])
+    log(f"Keras (TensorFlow) trains on {device}")
     shape, outputs = prepare(run, data)
     n_train = len(data["x_train"])
-    return fit(Trainer(run, data, shape, outputs), run, n_train, log)
+    return {**fit(Trainer(run, data, shape, outputs), run, n_train, log), "device": device}

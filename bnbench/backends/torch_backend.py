@@ -10,11 +10,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnbench import BnbenchError
 from bnbench import bn as bnmap
 from bnbench import spec as specs
 from bnbench.training import SPLITS, batches, fit, prepare
 
 EVAL_BATCH = 1024
+
+
+def select_device(setting: str) -> torch.device:
+    """config `device`: cpu, cuda (must exist) or auto (cuda when PyTorch sees a GPU)."""
+    available = torch.cuda.is_available()
+    if setting == "cuda" and not available:
+        raise BnbenchError("config device: cuda, but PyTorch sees no CUDA GPU here; "
+                           "set device: auto or cpu, or run on a GPU node")
+    return torch.device("cuda" if setting == "cuda" or (setting == "auto" and available) else "cpu")
 
 
 def configure(threads: int, seed: int) -> None:
@@ -201,7 +211,8 @@ class Trainer:
         """`weights` (Keras layout) default to the run seed's spec.initial_weights."""
         layers = specs.build_spec(run["arch"], run["bn"], outputs)
         weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
-        self.model = build_model(layers, shape, weights)
+        self.device = select_device(run.get("device", "auto"))
+        self.model = build_model(layers, shape, weights).to(self.device)
         opt = run["optimizer"]
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = FusedSGD(self.params, opt["learning_rate"], opt["momentum"], opt["nesterov"])
@@ -213,7 +224,8 @@ class Trainer:
     def _to_tensors(self, data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Wrap one split without copying (torch.from_numpy shares memory); the dict lets go of it."""
         x, y = data.pop(f"x_{split}"), data.pop(f"y_{split}")
-        return torch.from_numpy(x), torch.from_numpy(y.astype(x.dtype) if self.binary else y)
+        x, y = torch.from_numpy(x), torch.from_numpy(y.astype(x.dtype) if self.binary else y)
+        return x.to(self.device), y.to(self.device)  # no copy on the CPU
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits[:, 0] if self.binary else logits, y)
@@ -221,7 +233,7 @@ class Trainer:
     def train_epoch(self, order: np.ndarray) -> float:
         """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
         x, y = self.splits["train"]
-        order = torch.from_numpy(order)
+        order = torch.from_numpy(order).to(self.device)
         self.model.train()
         losses = []
         for batch in batches(len(order), self.batch_size):
@@ -250,4 +262,6 @@ def train(run: dict, data: dict, threads: int = 1, log=print) -> dict:
     configure(threads, run["seed"])
     shape, outputs = prepare(run, data)
     n_train = len(data["x_train"])
-    return fit(Trainer(run, data, shape, outputs), run, n_train, log)
+    trainer = Trainer(run, data, shape, outputs)
+    log(f"PyTorch trains on {trainer.device}")
+    return {**fit(trainer, run, n_train, log), "device": str(trainer.device)}

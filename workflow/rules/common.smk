@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
-from bnbench.config import ConfigError, resolve_run, runs, validate_config, dataset_params
+from bnbench.config import ConfigError, dataset_params, job_resources, resolve_run, runs, validate_config
 
 try:
     validate_config(config, source="config")

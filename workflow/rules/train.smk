@@ -11,6 +11,11 @@ rule train:
     benchmark:
         "logs/benchmarks/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.tsv"
     threads: 1
+    resources:
+        # SLURM's memory and time limit per job, scaled from config; a GPU when device is cuda.
+        mem_mb=lambda wc: job_resources(config, wc.dataset, wc.arch, wc.framework)["mem_mb"],
+        runtime=lambda wc: job_resources(config, wc.dataset, wc.arch, wc.framework)["runtime"],
+        **({"gpu": 1} if config["device"] == "cuda" else {}),
     conda:
         "../../envs/train.yaml"
     shell:
