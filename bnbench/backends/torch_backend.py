@@ -155,7 +155,7 @@ def build_model(layers: list, shape: tuple, weights: list) -> nn.Sequential:
 def _numpy(tensor: torch.Tensor | None, like: torch.Tensor | None = None, fill: float = 0.0) -> np.ndarray:
     if tensor is None:
         return np.full(like.shape, fill, np.float32)
-    return tensor.detach().numpy().copy()
+    return tensor.detach().cpu().numpy().copy()  # .cpu(): a no-op on the CPU, needed for a CUDA model
 
 
 def export_weights(model: nn.Sequential) -> list[dict]:
