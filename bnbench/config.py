@@ -24,18 +24,22 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def load_config(path: str | Path) -> dict:
-    """Read a YAML config file and validate it (defaults filled in)."""
+def read_yaml(path: str | Path):
+    """Parse a YAML file; a missing file or a syntax error becomes one line naming the file (and line)."""
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass an existing YAML file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax") from None
-    return validate_config(config or {}, source=str(path))
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file and validate it (defaults filled in)."""
+    return validate_config(read_yaml(path) or {}, source=str(path))
 
 
 def _with_defaults(validator_class):
@@ -55,25 +59,51 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+_TYPE_NAMES = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false",
+               "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def _fix(error: jsonschema.ValidationError) -> str:
+    """What to change, for each kind of schema violation."""
+    kind, value = error.validator, error.validator_value
+    if kind == "enum":
+        return "use one of: " + ", ".join(map(str, value))
+    if kind == "type":
+        kinds = [value] if isinstance(value, str) else value
+        return "use " + " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    if kind in bounds:
+        return f"use a value {bounds[kind]} {value}"
+    if kind == "required":
+        return "add the missing key"
+    if kind == "additionalProperties":
+        return "allowed keys: " + ", ".join(sorted(error.schema.get("properties", {})))
+    if kind == "uniqueItems":
+        return "remove the duplicates"
+    if kind in ("minItems", "minProperties"):
+        return f"give at least {value}"
+    if kind == "pattern":
+        return f"match the pattern {value}"
+    return "see workflow/schemas/config.schema.yaml"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    message = error.message
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        message += f"; allowed keys: {', '.join(allowed)}"
     hint = error.schema.get("description", "") if error.absolute_path else ""
-    return f"{where}: {message}" + (f" (expected: {hint})" if hint else "")
+    return f"{where}: {error.message}; {_fix(error)}" + (f" (expected: {hint})" if hint else "")
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
     """Validate in place, fill defaults, check cross-references; raise ConfigError with one line."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
+    variants = config.get("variants")
+    given = {name: set(v) for name, v in variants.items() if isinstance(v, dict)} if isinstance(variants, dict) else {}
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(f"{source}: invalid config at {_describe(errors[0])}{more}")
-    _check_references(config, source)
+    _check_consistency(config, source, given)
     return config
 
 
@@ -88,7 +118,23 @@ def training_size(name: str, dataset: dict) -> int:
     return min(dataset["train_subset"] or remaining, remaining)
 
 
-def _check_references(config: dict, source: str) -> None:
+BN_KEYS = ("center", "scale", "momentum", "epsilon")  # settings of a BN layer
+
+
+def has_bn(variant: dict) -> bool:
+    return variant.get("placement", "none") != "none" or variant.get("input_bn", False)
+
+
+def _check_consistency(config: dict, source: str, given: dict) -> None:
+    """Checks across keys, which the schema cannot express. `given`: the keys each variant set itself
+    (before defaults were filled in)."""
+    for name, variant in config["variants"].items():
+        stray = [k for k in BN_KEYS if k in given.get(name, ())]
+        if stray and not has_bn(variant):
+            raise ConfigError(
+                f"{source}: variants.{name} sets {', '.join(stray)} but has no BN layer (placement none, "
+                f"no input_bn), so they would be ignored; remove them or set placement / input_bn"
+            )
     for name, dataset in config["datasets"].items():
         unknown = [v for v in dataset.get("variants", []) if v not in config["variants"]]
         if unknown:
@@ -101,10 +147,18 @@ def _check_references(config: dict, source: str) -> None:
                 f"{source}: datasets.{name}.n_train ({dataset['n_train']}) must be below n_samples "
                 f"({dataset['n_samples']}) so that a test half remains; lower n_train"
             )
-        if dataset["batch_size"] > training_size(name, dataset):
+        n, batch = training_size(name, dataset), dataset["batch_size"]
+        if batch > n:
             raise ConfigError(
-                f"{source}: datasets.{name}.batch_size ({dataset['batch_size']}) is larger than the "
-                f"training set ({training_size(name, dataset)}); lower batch_size"
+                f"{source}: datasets.{name}.batch_size ({batch}) is larger than the training set ({n}); "
+                f"lower batch_size"
+            )
+        with_bn = [v for v in dataset_variants(config, name) if has_bn(config["variants"][v])]
+        if with_bn and (batch == 1 or n % batch == 1):
+            raise ConfigError(
+                f"{source}: datasets.{name}.batch_size ({batch}) gives a mini-batch of 1 sample (training "
+                f"set {n}), whose BN batch variance is undefined (variant {with_bn[0]}; PyTorch refuses it); "
+                f"choose a batch_size > 1 that does not leave a remainder of 1"
             )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 from pathlib import Path
 
 HISTORY_COLUMNS = ["dataset", "arch", "variant", "framework", "seed", "epoch", "train_loss",
@@ -12,13 +13,37 @@ HISTORY_COLUMNS = ["dataset", "arch", "variant", "framework", "seed", "epoch", "
 RUN_COLUMNS = HISTORY_COLUMNS[:5]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write to a temporary name and rename, so no reader ever sees a half-written file."""
+def atomic_write(path: Path, write, mode: str = "w") -> None:
+    """Write to a temporary name and rename, so no reader ever sees a half-written file; a failed write
+    leaves neither the file nor the temporary behind. `write(handle)` or, for mode "path",
+    `write(temporary_path)` for writers that take a file name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        write(handle)
-    os.replace(tmp, path)
+    try:
+        if mode == "path":
+            write(tmp)
+        else:
+            with open(tmp, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as handle:
+                write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def unwritable(folders: list[str]) -> str | None:
+    """The first of `folders` (relative to the working directory) this process cannot create files in,
+    with the reason; None when all are writable. Probes with a real file: permissions alone do not tell
+    (root, read-only mounts)."""
+    for folder in map(Path, folders):
+        existing = next(p for p in [folder, *folder.parents] if p.exists())
+        if not existing.is_dir():
+            return f"{existing.resolve()} is a file, not a folder"
+        try:
+            tempfile.TemporaryFile(dir=existing).close()
+        except OSError as err:
+            return f"{existing.resolve()} is not writable ({err.strerror})"
+    return None
 
 
 def write_history(path: str | Path, run: dict, records: list[dict]) -> None:

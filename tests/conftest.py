@@ -8,7 +8,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # Jobs run `python -m bnbench`: the interpreter running the tests must come first on PATH.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+SLURM_ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+# Snakemake imports its SLURM executor plugin at every start, and the plugin runs `scontrol show config`
+# (10 s time-out). Where SLURM's client is installed but no controller runs (here after
+# tests/cluster/slurm-down.sh) every Snakemake call would wait those 10 s. Local runs never use SLURM:
+# their PATH has an scontrol that fails at once. tests/test_slurm.py uses SLURM_ENV, the real one.
+ENV = {**SLURM_ENV, "PATH": f"{REPO / 'tests/cluster/no-slurm'}{os.pathsep}{SLURM_ENV['PATH']}"}
 
 TINY_CONFIG = {
     "frameworks": ["keras", "torch"],

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ENV, REPO, TINY_CONFIG, write_config
+from conftest import REPO, SLURM_ENV, TINY_CONFIG, write_config
 
 CLUSTER = REPO / "tests/cluster"
 # The local cluster's settings on top of profiles/slurm: faster first status check (MinJobAge 300 s
@@ -35,7 +35,7 @@ def run_snakemake(workdir, *args):
     """The real Snakemake, killed (SIGKILL) if it outlives SLURM_TIMEOUT."""
     cmd = ["timeout", "-s", "KILL", str(SLURM_TIMEOUT), sys.executable, "-m", "snakemake",
            "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
-    return subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True)
+    return subprocess.run(cmd, cwd=workdir, env=SLURM_ENV, capture_output=True, text=True)
 
 
 def histories(workdir):

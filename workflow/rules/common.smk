@@ -4,18 +4,22 @@ import shlex
 import subprocess
 import sys
 
-# The bnbench package lives beside the Snakefile: importable here, and in every job's
-# `python -m bnbench` whatever the working directory (`snakemake -d elsewhere`).
-sys.path.insert(0, workflow.basedir)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
 from bnbench.config import ConfigError, dataset_params, job_resources, resolve_run, runs, validate_config
+from bnbench.results import unwritable
 
+# One clear line before any job runs, rather than failures hours in.
 try:
     validate_config(config, source="config")
 except ConfigError as err:
-    # One clear line, before any job runs.
     raise WorkflowError(str(err)) from None
+OUTPUT_FOLDERS = ["resources", "results", "logs", "reports"]
+if problem := unwritable(OUTPUT_FOLDERS):
+    raise WorkflowError(
+        f"output folder {problem}; run from a folder you can write to, or point snakemake at one with "
+        f"-d/--directory"
+    )
 
 
 wildcard_constraints:

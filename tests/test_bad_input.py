@@ -1,0 +1,212 @@
+"""Bad input, end to end: the real Snakemake on a bad config, data folder or working directory exits
+non-zero with one line naming the key or file and the fix, prints no traceback, and leaves no output
+(nor a temporary file) behind. Every message here is listed in the README's troubleshooting table."""
+
+import contextlib
+import copy
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REPO, TINY_CONFIG, snakemake, write_config
+
+V = {"variants": ["v"]}  # run only variant "v" on circles
+
+
+def config_with(**changes) -> dict:
+    """TINY_CONFIG with dotted keys replaced, e.g. config_with(**{"datasets.circles.epochs": 0})."""
+    config = copy.deepcopy(TINY_CONFIG)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return config
+
+
+def variant(**settings) -> dict:
+    """TINY_CONFIG training only variant v with these settings."""
+    return config_with(**{"variants.v": settings, "datasets.circles.variants": ["v"]})
+
+
+# (case, config, the line the user must see)
+CONFIG_CASES = [
+    ("unknown framework", config_with(frameworks=["keras", "jax"]),
+     "frameworks.1: 'jax' is not one of ['keras', 'torch']; use one of: keras, torch"),
+    ("unknown dataset", config_with(**{"datasets.mnist": {}}),
+     "('mnist' was unexpected); allowed keys: circles, fashion_mnist"),
+    ("unknown architecture", config_with(**{"datasets.circles.archs": ["resnet"]}),
+     "datasets.circles.archs.0: 'resnet' is not one of ['mlp']; use one of: mlp"),
+    ("unknown variant name", config_with(**{"datasets.circles.variants": ["zzz"]}),
+     "datasets.circles.variants names unknown variant(s) zzz; define them under 'variants'"),
+    ("variant without placement", variant(center=False),
+     "variants.v: 'placement' is a required property; add the missing key"),
+    ("bad placement", variant(placement="middle"),
+     "variants.v.placement: 'middle' is not one of ['none', 'before', 'after']; use one of: none, before, after"),
+    ("BN momentum above 1", variant(placement="after", momentum=1.5),
+     "variants.v.momentum: 1.5 is greater than the maximum of 1; use a value <= 1"),
+    ("BN momentum below 0", variant(placement="after", momentum=-0.1),
+     "variants.v.momentum: -0.1 is less than the minimum of 0; use a value >= 0"),
+    ("epsilon 0", variant(placement="after", epsilon=0),
+     "variants.v.epsilon: 0 is less than or equal to the minimum of 0; use a value > 0"),
+    ("BN settings without a BN layer", variant(placement="none", momentum=0.5),
+     "variants.v sets momentum but has no BN layer (placement none, no input_bn), so they would be ignored"),
+    ("epochs 0", config_with(**{"datasets.circles.epochs": 0}),
+     "datasets.circles.epochs: 0 is less than the minimum of 1; use a value >= 1"),
+    ("batch size 0", config_with(**{"datasets.circles.batch_size": 0}),
+     "datasets.circles.batch_size: 0 is less than the minimum of 1; use a value >= 1"),
+    ("batch size above the training set", config_with(**{"datasets.circles.batch_size": 600}),
+     "datasets.circles.batch_size (600) is larger than the training set (500); lower batch_size"),
+    ("last mini-batch of one sample with BN", config_with(**{"datasets.circles.batch_size": 499}),
+     "datasets.circles.batch_size (499) gives a mini-batch of 1 sample (training set 500)"),
+    ("empty seeds", config_with(seeds=[]), "seeds: [] should be non-empty; give at least 1"),
+    ("duplicate seeds", config_with(seeds=[1, 1]), "seeds: [1, 1] has non-unique elements; remove the duplicates"),
+    ("non-integer seed", config_with(seeds=[1.5]), "seeds.0: 1.5 is not of type 'integer'; use a whole number"),
+    ("target accuracy 0", config_with(**{"datasets.circles.target_accuracy": 0}),
+     "datasets.circles.target_accuracy: 0 is less than or equal to the minimum of 0; use a value > 0"),
+    ("target accuracy above 1", config_with(**{"datasets.circles.target_accuracy": 1.5}),
+     "datasets.circles.target_accuracy: 1.5 is greater than the maximum of 1; use a value <= 1"),
+    ("SGD momentum 1", config_with(**{"datasets.circles.optimizer": {"momentum": 1}}),
+     "datasets.circles.optimizer.momentum: 1 is greater than or equal to the maximum of 1; use a value < 1"),
+    ("learning rate 0", config_with(**{"datasets.circles.optimizer": {"learning_rate": 0}}),
+     "datasets.circles.optimizer.learning_rate: 0 is less than or equal to the minimum of 0; use a value > 0"),
+]
+BAD_INPUT_MESSAGES = [message for _, _, message in CONFIG_CASES]
+
+
+def outputs_left(workdir) -> list[str]:
+    """Files a failed run must not leave: results, datasets, figures, reports, temporaries."""
+    left = []
+    for root, _, files in os.walk(workdir):
+        rel = os.path.relpath(root, workdir)
+        if rel.split(os.sep)[0] in (".snakemake", "logs", "fashion"):
+            continue
+        left += [os.path.join(rel, f) for f in files if not (rel == "." and f == "config.yaml")]
+    return left
+
+
+def assert_fails_cleanly(workdir, message: str, *args: str) -> str:
+    proc = snakemake(workdir, "--cores", "1", *args, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text
+    assert any(message in line for line in text.splitlines()), f"missing {message!r} in:\n{text}"
+    assert "Traceback" not in text, text
+    assert outputs_left(workdir) == [], outputs_left(workdir)
+    return text
+
+
+@pytest.mark.parametrize("config, message", [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES])
+def test_bad_config_stops_the_workflow_with_one_line(tmp_path, config, message):
+    write_config(tmp_path, config)
+    assert_fails_cleanly(tmp_path, message)
+
+
+INVALID_YAML = "config.yaml: line 3: not valid YAML"
+BAD_INPUT_MESSAGES.append(INVALID_YAML)
+
+
+def test_config_that_is_not_yaml_names_file_and_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("datasets:\n  circles: {epochs: 3\nseeds: [1]\n")
+    assert_fails_cleanly(tmp_path, INVALID_YAML)
+
+
+UNWRITABLE = "results is a file, not a folder; run from a folder you can write to"
+UNWRITABLE_PERMISSION = "results is not writable ("
+BAD_INPUT_MESSAGES += [UNWRITABLE, UNWRITABLE_PERMISSION]
+
+
+def test_results_path_that_is_a_file_stops_the_workflow(tmp_path):
+    write_config(tmp_path, TINY_CONFIG)
+    (tmp_path / "results").write_text("not a folder")
+    proc = snakemake(tmp_path, "--cores", "1", check=False)
+    assert proc.returncode != 0 and UNWRITABLE in proc.stderr + proc.stdout
+    assert not (tmp_path / "resources").exists() and (tmp_path / "results").read_text() == "not a folder"
+
+
+@contextlib.contextmanager
+def read_only_folder(path):
+    """A folder this process cannot write to: mode 555, or for root (who ignores modes) a read-only
+    tmpfs mounted there."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        yield
+        path.chmod(0o755)
+        return
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"root cannot mount a read-only tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_read_only_results_folder_stops_the_workflow(tmp_path):
+    write_config(tmp_path, TINY_CONFIG)
+    with read_only_folder(tmp_path / "results"):
+        proc = snakemake(tmp_path, "--cores", "1", check=False)
+    assert proc.returncode != 0 and UNWRITABLE_PERMISSION in proc.stderr + proc.stdout
+    assert not (tmp_path / "resources").exists() and not any((tmp_path / "results").iterdir())
+
+
+def _spoil_missing(path):
+    path.unlink()
+
+
+def _spoil_truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _spoil_corrupted(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# (case, how the file is spoilt, the line the user must see; {path} is the spoilt file)
+DATA_CASES = [
+    ("missing file", _spoil_missing, "{path}: missing; set datasets.fashion_mnist.dir to a folder holding"),
+    ("truncated file", _spoil_truncated, "{path}: MD5 checksum mismatch (truncated or corrupted); replace the file"),
+    ("corrupted file", _spoil_corrupted, "{path}: MD5 checksum mismatch (truncated or corrupted); replace the file"),
+]
+BAD_INPUT_MESSAGES += [message.split("{path}: ")[1] for _, _, message in DATA_CASES]
+
+
+@pytest.mark.parametrize("spoil, message", [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES])
+def test_bad_fashion_mnist_folder_fails_the_dataset_job_and_leaves_no_cache(tmp_path, fashion_dir, spoil, message):
+    folder = tmp_path / "fashion"
+    shutil.copytree(fashion_dir, folder)
+    spoilt = folder / "train-labels-idx1-ubyte.gz"
+    spoil(spoilt)
+    write_config(tmp_path, {"frameworks": ["torch"], "seeds": [1], "variants": {"none": {"placement": "none"}},
+                            "datasets": {"fashion_mnist": {"dir": str(folder), "train_subset": 64, "epochs": 1}}})
+    text = assert_fails_cleanly(tmp_path, message.format(path=spoilt))
+    assert "Error in rule dataset" in text
+
+
+UNREADABLE_CACHE = "unreadable dataset cache"
+BAD_INPUT_MESSAGES.append(UNREADABLE_CACHE)
+
+
+def test_corrupt_dataset_cache_fails_training_with_a_fix(tmp_path):
+    write_config(tmp_path, config_with(frameworks=["torch"], seeds=[1], **{"datasets.circles.variants": ["none"]}))
+    cache = tmp_path / "resources/data/circles.npz"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"not an npz file")
+    proc = snakemake(tmp_path, "--cores", "1", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{UNREADABLE_CACHE} (" in text and "delete it and rerun to regenerate" in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_readme_troubleshooting_lists_every_message():
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Troubleshooting"):]
+    table = table[: table.find("\n## ", 1) if "\n## " in table[1:] else None]
+    missing = [m for m in BAD_INPUT_MESSAGES if m.split("; ")[0] not in table]
+    assert not missing, f"README troubleshooting lacks: {missing}"
