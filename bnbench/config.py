@@ -186,6 +186,10 @@ def dataset_params(config: dict, dataset: str) -> dict:
     return {k: v for k, v in config["datasets"][dataset].items() if k not in training_keys}
 
 
+def _floats(settings: dict, *keys: str) -> dict:
+    return {k: float(settings[k]) for k in keys if k in settings}
+
+
 def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: str, seed: int) -> dict:
     """The complete, self-contained settings of one run (written into summary.json)."""
     settings = config["datasets"][dataset]
@@ -197,9 +201,10 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
         "seed": int(seed),
         "epochs": settings["epochs"],
         "batch_size": settings["batch_size"],
-        "optimizer": dict(settings["optimizer"]),
+        # YAML reads 50 as an int; Keras' optimizer and BN take floats only.
+        "optimizer": {**settings["optimizer"], **_floats(settings["optimizer"], "learning_rate", "momentum")},
         "target_accuracy": settings["target_accuracy"],
-        "bn": dict(config["variants"][variant]),
+        "bn": {**config["variants"][variant], **_floats(config["variants"][variant], "momentum", "epsilon")},
         "device": config["device"],
     }
 

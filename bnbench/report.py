@@ -66,6 +66,17 @@ def means_table(stats_table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def diverged_table(summary: pd.DataFrame) -> str:
+    """The runs that diverged, with the epoch training stopped at ("" when none did)."""
+    runs = summary[summary["diverged"].astype(bool)]
+    if runs.empty:
+        return ""
+    columns = ["dataset", "arch", "variant", "framework", "seed", "diverged_epoch", "test_accuracy"]
+    table = runs[columns].rename(columns={"diverged_epoch": "stopped at epoch",
+                                          "test_accuracy": "test accuracy at the stop"})
+    return _html(table.astype({"stopped at epoch": int}))
+
+
 def comparisons_table(comparisons: pd.DataFrame, kind: str) -> pd.DataFrame:
     frame = comparisons[(comparisons.comparison == kind)
                         & comparisons.metric.isin(["test_accuracy", "epochs_to_target"])]
@@ -150,6 +161,6 @@ def write_report(summary, stats, comparisons, claims, figures, config_json: str,
         n_runs=len(summary), headline=headline(stats_table, summary), claims=claims_table(claims),
         sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures]),
         provenance=provenance(summary, commit), config=json.dumps(json.loads(config_json), indent=2),
-        n_diverged=int(summary["diverged"].sum()), n_missed=int((~summary["reached_target"]).sum()),
+        n_diverged=int(summary["diverged"].sum()), diverged=diverged_table(summary), n_missed=int((~summary["reached_target"]).sum()),
     )
     atomic_write(Path(out), lambda handle: handle.write(html))

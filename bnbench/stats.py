@@ -4,6 +4,9 @@ probability of improvement; never a bare mean of a handful of seeds. Seeded, so 
 Runs that never reach the target: for per-group statistics of epochs/seconds to target we summarise
 the runs that reached it and report the fraction that did; for comparisons a miss counts as
 `epochs + 1` epochs (worse than any run that got there), so misses weigh in instead of vanishing.
+Diverged runs (loss NaN/inf, stopped early) are never dropped: they count in n_runs and n_diverged,
+count as missing the target, keep the accuracies of the stopped network, and leave out only their
+non-finite losses (so `n` < `n_runs` for the loss metrics).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
     records, diverged_epoch = [], None
     for epoch in range(1, run["epochs"] + 1):
         start = time.perf_counter()
-        trainer.train_epoch(batch_order(run["seed"], epoch, n_train))
+        step_loss = trainer.train_epoch(batch_order(run["seed"], epoch, n_train))
         seconds = time.perf_counter() - start
         train_loss, train_acc = trainer.evaluate("train_eval")
         val_loss, val_acc = trainer.evaluate("val")
@@ -67,9 +67,10 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
                         "val_loss": val_loss, "val_accuracy": val_acc, "epoch_seconds": seconds})
         log(f"epoch {epoch}/{run['epochs']}: loss {train_loss:.4f} acc {train_acc:.4f} "
             f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({seconds:.2f}s)")
-        if not math.isfinite(train_loss):
+        if not (math.isfinite(step_loss) and math.isfinite(train_loss)):
             diverged_epoch = epoch
-            log(f"training diverged (loss {train_loss}) at epoch {epoch}; stopping this run")
+            log(f"training diverged (mean step loss {step_loss}, train loss {train_loss}) at epoch {epoch}; "
+                f"stopping this run")
             break
     test_loss, test_acc = trainer.evaluate("test")
     return {"history": records, "test_loss": test_loss, "test_accuracy": test_acc,

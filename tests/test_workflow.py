@@ -1,6 +1,7 @@
 """A real Snakemake run of a tiny config (2 variants x 2 frameworks x 2 seeds x 3 epochs), end to end."""
 
 import json
+import math
 import re
 from html.parser import HTMLParser
 
@@ -226,3 +227,43 @@ def test_report_renders_in_a_real_browser(tiny_run):
     assert errors == []
     assert len(images) == 7 and all(complete and w > 0 and h > 0 for _, complete, w, h in images), images
     assert claims_rows > 0
+
+
+@pytest.fixture(scope="module")
+def diverging_run(tmp_path_factory):
+    """Learning rate 50: with BN after the ReLU the loss is NaN in epoch 1; without BN it stays finite."""
+    workdir = tmp_path_factory.mktemp("diverging")
+    config = {**TINY_CONFIG, "datasets": {"circles": {"epochs": 4, "variants": ["none", "bn_after"],
+                                                      "optimizer": {"learning_rate": 50}}}}
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_diverged_runs_stop_early_and_are_recorded(diverging_run):
+    summary = pd.read_csv(diverging_run / "results/summary.csv")
+    diverged = summary[summary.variant == "bn_after"]
+    assert len(summary) == 8 and diverged.diverged.all() and not summary[summary.variant == "none"].diverged.any()
+    assert (diverged.diverged_epoch == diverged.epochs_trained).all() and (diverged.epochs_trained < 4).all()
+    assert not diverged.reached_target.any() and diverged.test_loss.isna().all()
+    for run in diverged.itertuples():
+        history = pd.read_csv(diverging_run / f"results/runs/circles/mlp/bn_after/{run.framework}/seed{run.seed}"
+                              / "history.csv")
+        assert list(history.epoch) == list(range(1, int(run.diverged_epoch) + 1))
+        assert not math.isfinite(history.train_loss.iloc[-1])
+
+
+def test_diverged_runs_are_counted_and_shown_not_dropped(diverging_run):
+    stats = pd.read_csv(diverging_run / "results/stats.csv")
+    bn = stats[stats.variant == "bn_after"].set_index(["framework", "metric"])
+    for framework in ("keras", "torch"):
+        assert bn.loc[(framework, "test_accuracy"), ["n_runs", "n", "n_diverged"]].tolist() == [2, 2, 2]
+        assert bn.loc[(framework, "test_loss"), ["n_runs", "n"]].tolist() == [2, 0]
+        assert bn.loc[(framework, "epochs_to_target"), "fraction_reached"] == 0
+    comparisons = pd.read_csv(diverging_run / "results/comparisons.csv")
+    paired = comparisons[(comparisons.variant == "bn_after") & (comparisons.metric == "epochs_to_target")]
+    assert set(paired.n_pairs) == {2}
+    html = (diverging_run / "reports/index.html").read_text()
+    assert "4 diverged" in html and "Diverged runs" in html
+    table = next(t for t in html_tables(html) if "stopped at epoch" in t.columns)
+    assert len(table) == 4 and set(table.variant) == {"bn_after"}
