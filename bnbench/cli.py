@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,14 +35,19 @@ def cmd_train(args) -> None:
     import numpy as np
 
     from bnbench import __version__, backends, metrics, results
+    from bnbench.checkpoint import Checkpoints
     from bnbench.data import io
 
     run = json.loads(args.run)
+    for path in filter(None, (args.history, args.summary, args.checkpoint)):  # left by a killed job
+        results.temporary_path(Path(path)).unlink(missing_ok=True)
     backend = backends.load(run["framework"])
     data = io.load(args.data)
     name = "/".join(str(run[k]) for k in results.RUN_COLUMNS)
     log(f"training {name} for {run['epochs']} epochs on {args.threads} thread(s)")
-    outcome = backend.train(run, data, threads=args.threads, log=log)
+    checkpoints = Checkpoints(Path(args.checkpoint), args.checkpoint_every,
+                              {"run": run, "versions": backend.versions()}, log) if args.checkpoint else None
+    outcome = backend.train(run, data, threads=args.threads, log=log, checkpoints=checkpoints)
     history, target = outcome["history"], run["target_accuracy"]
     last = history[-1]
     summary = {
@@ -60,6 +66,8 @@ def cmd_train(args) -> None:
     }
     results.write_history(args.history, run, history)
     results.write_summary(args.summary, summary)
+    if checkpoints:  # the outputs are complete: nothing left to resume
+        checkpoints.remove()
     log(f"done: test accuracy {outcome['test_accuracy']:.4f}, "
         f"epochs to {target}: {summary['epochs_to_target']}")
 
@@ -68,8 +76,7 @@ def cmd_combine(args) -> None:
     from bnbench import results
 
     history, summary = results.combine(args.runs)
-    Path(args.history).parent.mkdir(parents=True, exist_ok=True)
-    history.to_parquet(args.history, index=False)
+    results.atomic_write(Path(args.history), lambda handle: history.to_parquet(handle, index=False), mode="wb")
     results.atomic_write(Path(args.summary), lambda handle: summary.to_csv(handle, index=False))
     log(f"combined {len(summary)} runs, {len(history)} epochs")
 
@@ -119,6 +126,11 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--history", required=True)
     train.add_argument("--summary", required=True)
     train.add_argument("--threads", type=int, default=1)
+    train.add_argument("--checkpoint", help="checkpoint file: resumed from if present, removed when done")
+    train.add_argument("--checkpoint-every", type=int, metavar="EPOCHS",
+                       default=int(os.environ.get("BNBENCH_CHECKPOINT_EVERY", 5)),
+                       help="epochs between checkpoints (0: never; default: $BNBENCH_CHECKPOINT_EVERY, "
+                            "which the workflow sets from config checkpoint_every, else 5)")
     train.set_defaults(func=cmd_train)
 
     combine = sub.add_parser("combine", help="combine run outputs into tidy tables")

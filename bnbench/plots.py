@@ -13,16 +13,14 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bnbench import stats  # noqa: E402
+from bnbench.results import atomic_write  # noqa: E402
 
 CI = dict(errorbar=("ci", 95), n_boot=1000, seed=0)
 
 
 def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="svg", bbox_inches="tight")
+    atomic_write(path, lambda handle: fig.savefig(handle, format="svg", bbox_inches="tight"), mode="wb")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _width(variants: list[str]) -> float:
@@ -41,7 +39,8 @@ def test_accuracy(summary: pd.DataFrame, variants: list[str]):
     fig, ax = plt.subplots(figsize=(_width(variants), 4))
     common = dict(data=summary, x="variant", y="test_accuracy", hue="framework", order=variants, ax=ax)
     sns.stripplot(**common, dodge=True, alpha=0.45, size=4, legend=False)
-    sns.pointplot(**common, dodge=0.4, linestyle="none", **CI, markers="D", capsize=0.15)
+    dodge = 0.4 if summary.framework.nunique() > 1 else False  # seaborn divides by (frameworks - 1)
+    sns.pointplot(**common, dodge=dodge, linestyle="none", **CI, markers="D", capsize=0.15)
     ax.set_ylabel("test accuracy")
     ax.set_title("Final test accuracy: one dot per seed, mean and 95 % CI")
     ax.tick_params(axis="x", rotation=30)

@@ -13,18 +13,22 @@ HISTORY_COLUMNS = ["dataset", "arch", "variant", "framework", "seed", "epoch", "
 RUN_COLUMNS = HISTORY_COLUMNS[:5]
 
 
+def temporary_path(path: Path) -> Path:
+    """Where atomic_write writes `path` before renaming it (a kill can leave it behind)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 def atomic_write(path: Path, write, mode: str = "w") -> None:
-    """Write to a temporary name and rename, so no reader ever sees a half-written file; a failed write
-    leaves neither the file nor the temporary behind. `write(handle)` or, for mode "path",
-    `write(temporary_path)` for writers that take a file name."""
+    """Call write(handle) on a temporary file, put it on disk, then rename it to `path`: no reader ever
+    sees a half-written file, and a failed write leaves neither the file nor the temporary behind.
+    `mode` "wb" for binary writers."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     try:
-        if mode == "path":
-            write(tmp)
-        else:
-            with open(tmp, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as handle:
-                write(handle)
+        with open(tmp, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename makes it visible
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

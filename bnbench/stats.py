@@ -138,6 +138,11 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, seed: int = 0) -> dic
             "wilcoxon_p": wilcoxon_p(np.nan_to_num(diff.to_numpy(float), posinf=1e12, neginf=-1e12))}
 
 
+COMPARISON_COLUMNS = ["comparison", "dataset", "arch", "framework", "variant", "against", "metric", "n_pairs",
+                      "mean_difference", "difference_ci_low", "difference_ci_high", "p_improvement",
+                      "p_improvement_ci_low", "p_improvement_ci_high", "wilcoxon_p"]
+
+
 def comparisons(summary: pd.DataFrame, baseline: str = "none", metrics=None) -> pd.DataFrame:
     """comparisons.csv: every variant vs the baseline (same dataset x arch x framework), and
     Keras vs PyTorch per variant."""
@@ -160,4 +165,4 @@ def comparisons(summary: pd.DataFrame, baseline: str = "none", metrics=None) -> 
             if result:
                 rows.append({"comparison": "keras_vs_torch", "dataset": dataset, "arch": arch,
                              "framework": "keras", "variant": variant, "against": "torch", **result})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)  # columns even when nothing pairs up

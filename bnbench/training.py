@@ -6,6 +6,9 @@ A backend supplies a trainer, built on the run's data, with two methods:
                       returns the mean of the steps' training-mode losses
   evaluate(split)     (mean loss, accuracy) on "train_eval", "val" or "test" in inference mode
                       (BN uses its moving statistics)
+  state()             everything training changes (weights, BN moving statistics, optimizer
+                      buffers, the framework's RNG state) as named NumPy arrays, for checkpoints
+  load_state(arrays)  put such a state back, bit for bit
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from bnbench.checkpoint import Checkpoints
 from bnbench.spec import INPUT_SHAPES, batch_order
 
 # Train metrics are measured on the first TRAIN_EVAL_SIZE training samples (all of them for circles):
@@ -27,6 +31,8 @@ SPLITS = ("train", "train_eval", "val", "test")
 class Trainer(Protocol):
     def train_epoch(self, order: np.ndarray) -> float: ...
     def evaluate(self, split: str) -> tuple[float, float]: ...
+    def state(self) -> dict[str, np.ndarray]: ...
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
 def prepare(run: dict, data: dict) -> tuple[tuple, int]:
@@ -49,15 +55,18 @@ def batches(n: int, batch_size: int) -> list[slice]:
     return [slice(first, min(first + batch_size, n)) for first in range(0, n, batch_size)]
 
 
-def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = print) -> dict:
-    """Train for run['epochs'] epochs; stop early if the loss diverges (NaN/inf).
+def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = print,
+        checkpoints: Checkpoints | None = None) -> dict:
+    """Train for run['epochs'] epochs; stop early if the loss diverges (NaN/inf). With `checkpoints`,
+    resume from the run's checkpoint if there is one, and write one every `checkpoints.every` epochs.
 
     Train loss/accuracy are evaluated in inference mode at epoch end on the first TRAIN_EVAL_SIZE
     training samples (not Keras' running average over the epoch's batches), so both frameworks
     report the same thing.
     """
-    records, diverged_epoch = [], None
-    for epoch in range(1, run["epochs"] + 1):
+    done, records = checkpoints.restore(trainer) if checkpoints else (0, [])
+    diverged_epoch = None
+    for epoch in range(done + 1, run["epochs"] + 1):
         start = time.perf_counter()
         step_loss = trainer.train_epoch(batch_order(run["seed"], epoch, n_train))
         seconds = time.perf_counter() - start
@@ -72,6 +81,8 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
             log(f"training diverged (mean step loss {step_loss}, train loss {train_loss}) at epoch {epoch}; "
                 f"stopping this run")
             break
+        if checkpoints and checkpoints.due(epoch, run["epochs"]):
+            checkpoints.save(trainer, epoch, records)
     test_loss, test_acc = trainer.evaluate("test")
     return {"history": records, "test_loss": test_loss, "test_accuracy": test_acc,
             "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch}

@@ -116,6 +116,8 @@ def test_second_run_has_nothing_to_do(tiny_run):
     workdir, _ = tiny_run
     proc = snakemake(workdir, "--cores", "1", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+    proc = snakemake(workdir, "--cores", "1", "-n", "--config", "checkpoint_every=1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, "checkpoint frequency must not rerun jobs"
 
 
 def test_snakemake_report_works(tiny_run):

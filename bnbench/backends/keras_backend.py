@@ -7,6 +7,10 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras reads ~/.keras/keras.json at import (floatx, epsilon, image_data_format: a user's float64 or
+# channels_first would silently change results) and writes it when missing (a file every parallel job
+# would share). A Keras home that cannot exist gives Keras' defaults and writes nothing.
+os.environ["KERAS_HOME"] = os.path.join(os.devnull, "keras")
 
 # Keras imports matplotlib.pyplot for its image-gallery helpers, a second of every training job's
 # start-up. Hide matplotlib while Keras loads (those helpers, which bnbench never calls, then see it as
@@ -152,6 +156,20 @@ class Trainer:
         """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
         return float(self._epoch(*self.splits["train"], tf.constant(order)))
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Weights and BN moving statistics, optimizer variables (see training.Trainer), keyed by
+        position: Keras numbers variable names per process. TF has no RNG state to save: its global
+        seed is set from the run seed at start-up (`configure`), and op determinism disables its
+        stateful global generator."""
+        arrays = {f"model/{i}": v.numpy() for i, v in enumerate(self.model.variables)}
+        arrays.update({f"optimizer/{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        for prefix, variables in (("model", self.model.variables), ("optimizer", self.optimizer.variables)):
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"{prefix}/{i}"])
+
     def evaluate(self, split: str) -> tuple[float, float]:
         x, y = self.splits[split]
         logits = tf.concat([self._logits(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)], axis=0)
@@ -165,11 +183,12 @@ def versions() -> dict:
     return {"keras": keras.__version__, "tensorflow": tf.__version__}
 
 
-def train(run: dict, data: dict, threads: int = 1, log=print) -> dict:
-    """Train one run. Takes ownership of `data`: its arrays move into the trainer (the dict is emptied)."""
+def train(run: dict, data: dict, threads: int = 1, log=print, checkpoints=None) -> dict:
+    """Train one run (see training.fit). Takes ownership of `data`: its arrays move into the trainer
+    (the dict is emptied)."""
     device = select_device(run.get("device", "auto"))
     configure(threads, run["seed"])
     log(f"Keras (TensorFlow) trains on {device}")
     shape, outputs = prepare(run, data)
     n_train = len(data["x_train"])
-    return {**fit(Trainer(run, data, shape, outputs), run, n_train, log), "device": device}
+    return {**fit(Trainer(run, data, shape, outputs), run, n_train, log, checkpoints), "device": device}

@@ -243,6 +243,21 @@ class Trainer:
             losses.append(loss.detach())
         return float(torch.stack(losses).mean())
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Weights and BN buffers, optimizer momentum buffers, torch's RNG state (see training.Trainer)."""
+        arrays = {f"model/{name}": _numpy(value) for name, value in self.model.state_dict().items()}
+        arrays.update({f"optimizer/{i}": _numpy(buffer) for i, buffer in enumerate(self.optimizer.buffers)})
+        arrays["rng/torch"] = torch.get_rng_state().numpy()
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        model = {k.removeprefix("model/"): torch.from_numpy(v) for k, v in arrays.items() if k.startswith("model/")}
+        self.model.load_state_dict(model, strict=True)  # copies into the existing tensors
+        with torch.no_grad():
+            for i, buffer in enumerate(self.optimizer.buffers):
+                buffer.copy_(torch.from_numpy(arrays[f"optimizer/{i}"]))
+        torch.set_rng_state(torch.from_numpy(arrays["rng/torch"]))
+
     @torch.inference_mode()
     def evaluate(self, split: str) -> tuple[float, float]:
         x, y = self.splits[split]
@@ -257,11 +272,12 @@ def versions() -> dict:
     return {"torch": torch.__version__}
 
 
-def train(run: dict, data: dict, threads: int = 1, log=print) -> dict:
-    """Train one run. Takes ownership of `data`: its arrays move into the trainer (the dict is emptied)."""
+def train(run: dict, data: dict, threads: int = 1, log=print, checkpoints=None) -> dict:
+    """Train one run (see training.fit). Takes ownership of `data`: its arrays move into the trainer
+    (the dict is emptied)."""
     configure(threads, run["seed"])
     shape, outputs = prepare(run, data)
     n_train = len(data["x_train"])
     trainer = Trainer(run, data, shape, outputs)
     log(f"PyTorch trains on {trainer.device}")
-    return {**fit(trainer, run, n_train, log), "device": str(trainer.device)}
+    return {**fit(trainer, run, n_train, log, checkpoints), "device": str(trainer.device)}

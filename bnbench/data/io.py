@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from bnbench import BnbenchError
+from bnbench.results import atomic_write
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
 def save(path: str | Path, arrays: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")  # np.savez appends .npz to other names
-    np.savez(tmp, **{k: arrays[k] for k in SPLITS})
-    os.replace(tmp, path)
+    atomic_write(Path(path), lambda handle: np.savez(handle, **{k: arrays[k] for k in SPLITS}), mode="wb")
 
 
 def load(path: str | Path) -> dict:

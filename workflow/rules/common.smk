@@ -31,6 +31,9 @@ wildcard_constraints:
 
 
 RUN_DIR = "results/runs/{dataset}/{arch}/{variant}/{framework}/seed{seed}"
+# Handed to training jobs through their environment, not as a param: how often checkpoints are
+# written changes no result, so changing it must not trigger reruns (params do).
+os.environ.update(BNBENCH_CHECKPOINT_EVERY=str(config["checkpoint_every"]))
 RUNS = runs(config)
 DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
 # Figure name -> report category (Snakemake's --report groups them so).

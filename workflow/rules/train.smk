@@ -6,6 +6,8 @@ rule train:
         summary=f"{RUN_DIR}/summary.json",
     params:
         run=run_settings,
+        # Not an output: Snakemake must not delete it when a killed job is rerun.
+        checkpoint=f"{RUN_DIR}/checkpoint.npz",
     log:
         "logs/train/{dataset}/{arch}/{variant}/{framework}/seed{seed}.log",
     benchmark:
@@ -20,4 +22,5 @@ rule train:
         "../../envs/train.yaml"
     shell:
         "python -m bnbench train --run {params.run:q} --data {input} --threads {threads} "
-        "--history {output.history} --summary {output.summary} > {log} 2>&1"
+        "--history {output.history} --summary {output.summary} --checkpoint {params.checkpoint} "
+        "> {log} 2>&1"

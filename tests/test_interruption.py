@@ -1,0 +1,213 @@
+"""Interruption and concurrency, for real: a Snakemake run killed with SIGKILL mid-training resumes from
+its checkpoint and produces the history an uninterrupted run produces; outputs appear only whole; two
+runs side by side in separate folders share no writable path and agree."""
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from bnbench.config import load_config, runs
+from bnbench.results import atomic_write, temporary_path
+from conftest import ENV, REPO, TINY_CONFIG, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+EPOCHS, EVERY, KILL_AFTER = 300, 10, 20  # kill once the checkpoint of epoch >= KILL_AFTER is on disk
+RUN = "circles/mlp/bn_after/{framework}/seed1"
+TIMINGS = {"seconds_to_target", "total_train_seconds"}  # in summary.json
+
+
+def resume_config(framework: str) -> dict:
+    return {"frameworks": [framework], "seeds": [1], "checkpoint_every": EVERY,
+            "variants": {"bn_after": {"placement": "after"}},
+            "datasets": {"circles": {"epochs": EPOCHS, "variants": ["bn_after"]}}}
+
+
+def without_timings(history_csv) -> list[str]:
+    lines = history_csv.read_text().splitlines()
+    timing = lines[0].split(",").index("epoch_seconds")
+    return [",".join(c for i, c in enumerate(line.split(",")) if i != timing) for line in lines]
+
+
+def kill_when_checkpointed(workdir, log) -> int:
+    """Start Snakemake in `workdir`; SIGKILL it and its jobs once `log` shows a checkpoint of an epoch
+    >= KILL_AFTER. Returns that epoch."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1"]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            saved = [int(e) for e in re.findall(r"checkpoint: epoch (\d+) saved", log.read_text())] \
+                if log.exists() else []
+            if saved and max(saved) >= KILL_AFTER:
+                family = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
+                for process in family:
+                    process.send_signal(signal.SIGKILL)
+                return max(saved)
+            time.sleep(0.01)
+        raise AssertionError(f"no checkpoint of epoch >= {KILL_AFTER} before the run ended or timed out")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_job_killed_mid_training_resumes_to_the_same_history(tmp_path, framework):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    for workdir in (killed, whole):
+        workdir.mkdir()
+        write_config(workdir, resume_config(framework))
+    run_dir, log = killed / "results/runs" / RUN.format(framework=framework), \
+        killed / "logs/train" / f"{RUN.format(framework=framework)}.log"
+
+    checkpointed = kill_when_checkpointed(killed, log)
+    assert not (run_dir / "history.csv").exists() and (run_dir / "checkpoint.npz").exists()
+
+    # What a user does after a crash: release the lock the killed Snakemake held, rerun.
+    snakemake(killed, "--unlock")
+    snakemake(killed, "--cores", "1", "--rerun-incomplete")
+    resumed = int(re.search(r"resuming from the checkpoint of epoch (\d+)", log.read_text()).group(1))
+    assert KILL_AFTER <= checkpointed <= resumed < EPOCHS  # a later checkpoint may land before the kill
+    print(f"{framework}: killed after the checkpoint of epoch {checkpointed}, resumed from epoch {resumed} "
+          f"of {EPOCHS}")
+    assert not (run_dir / "checkpoint.npz").exists(), "a finished run keeps no checkpoint"
+
+    snakemake(whole, "--cores", "1")
+    reference = whole / "results/runs" / RUN.format(framework=framework)
+    assert without_timings(run_dir / "history.csv") == without_timings(reference / "history.csv")
+    assert len(without_timings(reference / "history.csv")) == EPOCHS + 1
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (run_dir, reference)]
+    assert [{k: v for k, v in s.items() if k not in TIMINGS} for s in summaries][0] == \
+        {k: v for k, v in summaries[1].items() if k not in TIMINGS}
+
+
+def trained(framework: str, npz, epochs: int, checkpoints=None, settings=None):
+    """fit() of a circles bn_after run in this process; returns (outcome, messages logged)."""
+    from bnbench import backends
+    from bnbench.config import resolve_run, validate_config
+    from bnbench.data import io
+    from bnbench.training import fit, prepare
+
+    config = validate_config(resume_config(framework))
+    run = {**resolve_run(config, "circles", "mlp", "bn_after", framework, 1), "epochs": epochs, **(settings or {})}
+    backend, data, messages = backends.load(framework), io.load(npz), []
+    shape, outputs = prepare(run, data)
+    n_train = len(data["x_train"])
+    trainer = backend.Trainer(run, data, shape, outputs)
+    if checkpoints:
+        checkpoints.log = messages.append
+    return fit(trainer, run, n_train, messages.append, checkpoints), messages, run
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_checkpoint_restores_the_exact_state_and_only_for_its_own_run(tmp_path, circles_npz, framework):
+    from bnbench.checkpoint import Checkpoints
+
+    path = tmp_path / "checkpoint.npz"
+    whole, _, run = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
+    assert path.exists()  # of epoch 4 (fit keeps it; the train command removes it after the outputs)
+
+    resumed, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
+    assert any("resuming from the checkpoint of epoch 4" in m for m in messages)
+    assert [m for m in messages if m.startswith("epoch ")] == [m for m in messages if m.startswith("epoch 5/")]
+    strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in whole["history"]]
+    assert [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in resumed["history"]] == strip
+    assert resumed["test_loss"] == whole["test_loss"]
+
+    fresh, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "B"}))
+    assert any("written for other settings or library versions; starting the run over" in m for m in messages)
+    assert len([m for m in messages if m.startswith("epoch ")]) == 5
+
+    path.write_bytes(b"torn")
+    _, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
+    assert any("is unreadable" in m and "starting the run over" in m for m in messages)
+
+
+def test_atomic_write_shows_the_file_only_whole(tmp_path):
+    path = tmp_path / "out.csv"
+
+    def write(handle):
+        handle.write("a,b\n")
+        assert not path.exists() and temporary_path(path).exists()
+
+    atomic_write(path, write)
+    assert path.read_text() == "a,b\n" and not temporary_path(path).exists()
+
+    def fail(handle):
+        handle.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "failed.csv", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_keras_ignores_and_never_writes_the_users_keras_config(tmp_path):
+    home = tmp_path / "home"
+    (home / ".keras").mkdir(parents=True)
+    user_config = '{"floatx": "float64", "epsilon": 0.1, "image_data_format": "channels_first"}'
+    (home / ".keras/keras.json").write_text(user_config)
+    code = ("from bnbench.backends import keras_backend as k; import keras; "
+            "print(keras.config.floatx(), keras.config.epsilon(), keras.config.image_data_format())")
+    for _ in range(2):  # with the user's file, then with no ~/.keras at all
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**ENV, "HOME": str(home)},
+                              capture_output=True, text=True, check=True)
+        assert proc.stdout.split() == ["float32", "1e-07", "channels_last"]
+        shutil.rmtree(home / ".keras", ignore_errors=True)
+    assert list(home.iterdir()) == []
+
+
+def dry_run_jobs(workdir) -> list[tuple[str, list[str]]]:
+    """(rule, paths the job writes) for every job of a dry run: outputs, log, benchmark, checkpoint."""
+    proc = snakemake(workdir, "-n", "--printshellcmds")
+    jobs = []
+    for block in re.split(r"\n(?:local)?rule ", proc.stdout)[1:]:
+        rule = block.split(":", 1)[0]
+        paths = []
+        for field in ("output", "log", "benchmark"):
+            match = re.search(rf"^\s+{field}: (.*)$", block, re.MULTILINE)
+            paths += match.group(1).split(", ") if match else []
+        paths += re.findall(r"--checkpoint (\S+)", block)
+        jobs.append((rule, paths))
+    return jobs
+
+
+def test_no_two_jobs_write_the_same_path_and_only_the_dataset_rule_writes_resources(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    jobs = dry_run_jobs(tmp_path)
+    written = [path for _, paths in jobs for path in paths]
+    n_runs = len(runs(load_config(tmp_path / "config.yaml")))
+    assert sum(rule == "train" for rule, _ in jobs) == n_runs and len(written) > 5 * n_runs
+    assert len(written) == len(set(written)), "two jobs share a writable path"
+    assert {rule for rule, paths in jobs for path in paths if path.startswith("resources/")} == {"dataset"}
+
+
+def test_two_runs_side_by_side_in_separate_folders_agree(tmp_path):
+    workdirs = [tmp_path / "a", tmp_path / "b"]
+    procs = []
+    for workdir in workdirs:
+        workdir.mkdir()
+        write_config(workdir, TINY_CONFIG)
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+        procs.append(subprocess.Popen(cmd, cwd=workdir, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    for proc in procs:
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, output[-3000:]
+    runs = sorted(p.relative_to(workdirs[0]) for p in (workdirs[0] / "results/runs").rglob("history.csv"))
+    assert len(runs) == 8
+    for run in runs:
+        assert without_timings(workdirs[0] / run) == without_timings(workdirs[1] / run)
+        summaries = [json.loads((w / run).with_name("summary.json").read_text()) for w in workdirs]
+        assert [{k: v for k, v in s.items() if k not in TIMINGS} for s in summaries][0] == \
+            {k: v for k, v in summaries[1].items() if k not in TIMINGS}
+    for workdir in workdirs:
+        assert (workdir / "reports/index.html").exists()
+        assert not list(workdir.rglob("*.tmp")) and not list(workdir.rglob("checkpoint.npz"))
