@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from bnbench import PROJECT_ROOT, BnbenchError
+from bnbench.spec import unsupported
 
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 RUN_KEYS = ("dataset", "arch", "variant", "framework", "seed")
@@ -142,6 +143,7 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
                 f"{source}: datasets.{name}.variants names unknown variant(s) {', '.join(unknown)}; "
                 f"define them under 'variants' or use one of: {', '.join(config['variants'])}"
             )
+        _check_skip(config, name, source)
         if name == "circles" and dataset["n_train"] >= dataset["n_samples"]:
             raise ConfigError(
                 f"{source}: datasets.{name}.n_train ({dataset['n_train']}) must be below n_samples "
@@ -162,6 +164,28 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
             )
 
 
+def _check_skip(config: dict, name: str, source: str) -> None:
+    """datasets.<name>.skip names the dataset's archs and known variants, and covers every variant
+    that has no meaning on an arch (spec.unsupported)."""
+    dataset, key = config["datasets"][name], f"datasets.{name}.skip"
+    for arch, skipped in dataset["skip"].items():
+        if arch not in dataset["archs"]:
+            raise ConfigError(f"{source}: {key} names arch {arch}, which datasets.{name}.archs does not train; "
+                              f"use one of: {', '.join(dataset['archs'])}")
+        unknown = [v for v in skipped if v not in config["variants"]]
+        if unknown:
+            raise ConfigError(f"{source}: {key}.{arch} names unknown variant(s) {', '.join(unknown)}; "
+                              f"use names defined under 'variants'")
+    for arch, variant in product(dataset["archs"], dataset_variants(config, name)):
+        reason = unsupported(arch, config["variants"][variant])
+        if reason and variant not in dataset["skip"].get(arch, []):
+            raise ConfigError(
+                f"{source}: variants.{variant} (placement {config['variants'][variant]['placement']}) makes no "
+                f"sense for arch {arch}: {reason}; use placement after, or add it to {key}: "
+                f"{{{arch}: [{variant}]}}"
+            )
+
+
 def dataset_seeds(config: dict, dataset: str) -> list[int]:
     return config["datasets"][dataset].get("seeds", config["seeds"])
 
@@ -176,13 +200,14 @@ def runs(config: dict) -> list[dict]:
     for dataset, settings in config["datasets"].items():
         combos = product(settings["archs"], dataset_variants(config, dataset), config["frameworks"],
                          dataset_seeds(config, dataset))
-        result += [dict(zip(RUN_KEYS, (dataset, *combo))) for combo in combos]
+        result += [dict(zip(RUN_KEYS, (dataset, *combo))) for combo in combos
+                   if combo[1] not in settings["skip"].get(combo[0], [])]
     return result
 
 
 def dataset_params(config: dict, dataset: str) -> dict:
     """Settings that define the data itself (what the data rule needs)."""
-    training_keys = {"archs", "epochs", "batch_size", "optimizer", "target_accuracy", "seeds", "variants"}
+    training_keys = {"archs", "epochs", "batch_size", "optimizer", "target_accuracy", "seeds", "variants", "skip"}
     return {k: v for k, v in config["datasets"][dataset].items() if k not in training_keys}
 
 

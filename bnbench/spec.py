@@ -68,8 +68,17 @@ def _activation_block(bn: BatchNorm, placement: str) -> list:
     return {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
 
 
+def unsupported(arch: str, variant: dict) -> str | None:
+    """Why `variant` has no meaning on `arch`, or None. Config validation reports it; build_spec refuses it."""
+    if arch == "lstm" and variant.get("placement") == "before":
+        return "an LSTM's activations are inside its cell, so BN cannot go before them"
+    return None
+
+
 def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
     """Layers for `arch` with BN placed as `variant` says (keys as in config.yaml); last layer = logits."""
+    if reason := unsupported(arch, variant):
+        raise ValueError(f"placement {variant['placement']!r} on {arch}: {reason}")
     bn = BatchNorm(BNSettings.from_variant(variant))
     placement, use_bias = variant.get("placement", "none"), variant.get("use_bias", True)
     input_bn = [bn] if variant.get("input_bn", False) else []  # per input feature / channel
@@ -84,8 +93,8 @@ def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
         layers += [Conv2D(32, 3, use_bias), ReLU(), Conv2D(32, 3, use_bias)]
         layers += {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
         layers += [MaxPool(2), Flatten()]
-    elif arch == "lstm":  # the LSTM's activations are internal: any placement puts BN on its output
-        layers += [LSTM(32, use_bias)] + ([bn] if placement != "none" else [])
+    elif arch == "lstm":  # the tutorial: BN on the LSTM's output (its activations are inside the cell)
+        layers += [LSTM(32, use_bias)] + ([bn] if placement == "after" else [])
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return layers + [Dense(outputs)]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bnbench.spec import BatchNorm, Dense, ReLU, batch_order, build_spec, initial_weights
+from bnbench.spec import BatchNorm, Dense, ReLU, batch_order, build_spec, initial_weights, unsupported
 
 
 def kinds(layers):
@@ -60,12 +60,19 @@ def test_batch_order_is_a_fresh_permutation_per_epoch_and_seed():
          ["Conv2D", "ReLU", "Conv2D", "BatchNorm", "ReLU", "MaxPool", "Flatten", "Dense"]),
         ("cnn", {"placement": "none"}, ["Conv2D", "ReLU", "Conv2D", "ReLU", "MaxPool", "Flatten", "Dense"]),
         ("lstm", {"placement": "after"}, ["LSTM", "BatchNorm", "Dense"]),
-        ("lstm", {"placement": "before"}, ["LSTM", "BatchNorm", "Dense"]),
         ("lstm", {"placement": "none"}, ["LSTM", "Dense"]),
     ],
 )
 def test_fashion_architectures(arch, variant, expected):
     assert kinds(build_spec(arch, variant, outputs=10)) == expected
+
+
+def test_bn_before_an_lstm_is_refused():
+    """The LSTM's activations are inside its cell: 'before' would silently duplicate 'after'."""
+    assert unsupported("lstm", {"placement": "before"}) and unsupported("lstm", {"placement": "after"}) is None
+    assert all(unsupported(arch, {"placement": "before"}) is None for arch in ("mlp", "mlp3", "cnn"))
+    with pytest.raises(ValueError, match="placement 'before' on lstm"):
+        build_spec("lstm", {"placement": "before"}, outputs=10)
 
 
 def test_mlp3_widths_and_bias_switch():
