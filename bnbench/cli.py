@@ -20,10 +20,34 @@ def log(message: str) -> None:
     print(f"[bnbench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def json_object(text: str) -> dict:
+    """argparse type of the JSON arguments the workflow passes (--params, --run, --config)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}); pass a JSON object, e.g. '{{\"seed\": 1}}'")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object; pass one, e.g. '{{\"seed\": 1}}'")
+    return value
+
+
+def whole_number(minimum: int):
+    """argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        if not text.strip().lstrip("-").isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= {minimum}")
+        return int(text)
+    return parse
+
+
+RUN_REQUIRED = ("dataset", "arch", "variant", "framework", "seed", "epochs", "batch_size", "optimizer",
+                "target_accuracy", "bn")
+
+
 def cmd_data(args) -> None:
     from bnbench.data import circles, fashion_mnist, io
 
-    params = json.loads(args.params)
+    params = args.params
     makers = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}
     io.save(args.out, makers[args.dataset](**params))
     log(f"wrote {args.out}")
@@ -38,7 +62,10 @@ def cmd_train(args) -> None:
     from bnbench.checkpoint import Checkpoints
     from bnbench.data import io
 
-    run = json.loads(args.run)
+    run = args.run
+    if missing := [key for key in RUN_REQUIRED if key not in run]:
+        raise BnbenchError(f"--run lacks {', '.join(missing)}; pass a run's complete settings as the workflow "
+                           f"does (bnbench.config.resolve_run)")
     for path in filter(None, (args.history, args.summary, args.checkpoint)):  # left by a killed job
         results.temporary_path(Path(path)).unlink(missing_ok=True)
     backend = backends.load(run["framework"])
@@ -105,7 +132,7 @@ def cmd_report(args) -> None:
     from bnbench import report
 
     report.write_report(summary=args.summary, stats=args.stats, comparisons=args.comparisons,
-                        claims=args.claims, figures=args.figures, config_json=args.config,
+                        claims=args.claims, figures=args.figures, config_json=json.dumps(args.config),
                         commit=args.commit, out=args.out)
     log(f"wrote {args.out}")
 
@@ -116,19 +143,20 @@ def parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="generate or fetch a dataset into its npz cache")
     data.add_argument("dataset", choices=["circles", "fashion_mnist"])
-    data.add_argument("--params", required=True, help="dataset settings as JSON")
+    data.add_argument("--params", required=True, type=json_object, help="dataset settings as JSON")
     data.add_argument("--out", required=True)
     data.set_defaults(func=cmd_data)
 
     train = sub.add_parser("train", help="train one run and write history.csv + summary.json")
-    train.add_argument("--run", required=True, help="resolved run settings as JSON")
+    train.add_argument("--run", required=True, type=json_object, help="resolved run settings as JSON")
     train.add_argument("--data", required=True)
     train.add_argument("--history", required=True)
     train.add_argument("--summary", required=True)
-    train.add_argument("--threads", type=int, default=1)
+    train.add_argument("--threads", type=whole_number(1), default=1)
     train.add_argument("--checkpoint", help="checkpoint file: resumed from if present, removed when done")
-    train.add_argument("--checkpoint-every", type=int, metavar="EPOCHS",
-                       default=int(os.environ.get("BNBENCH_CHECKPOINT_EVERY", 5)),
+    # argparse applies `type` to a string default too: a bad $BNBENCH_CHECKPOINT_EVERY is reported here.
+    train.add_argument("--checkpoint-every", type=whole_number(0), metavar="EPOCHS",
+                       default=os.environ.get("BNBENCH_CHECKPOINT_EVERY", "5"),
                        help="epochs between checkpoints (0: never; default: $BNBENCH_CHECKPOINT_EVERY, "
                             "which the workflow sets from config checkpoint_every, else 5)")
     train.set_defaults(func=cmd_train)
@@ -162,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--comparisons", required=True)
     report.add_argument("--claims", required=True, help="claims table csv")
     report.add_argument("--figures", nargs="+", required=True)
-    report.add_argument("--config", required=True, help="the resolved config as JSON")
+    report.add_argument("--config", required=True, type=json_object, help="the resolved config as JSON")
     report.add_argument("--commit", default="unknown", help="git commit of the workflow")
     report.add_argument("--out", required=True)
     report.set_defaults(func=cmd_report)

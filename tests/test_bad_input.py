@@ -213,3 +213,33 @@ def test_readme_troubleshooting_lists_every_message():
     table = table[: table.find("\n## ", 1) if "\n## " in table[1:] else None]
     missing = [m for m in BAD_INPUT_MESSAGES if m.split("; ")[0] not in table]
     assert not missing, f"README troubleshooting lacks: {missing}"
+
+
+# The CLI the rules call, used by hand: (case, arguments after `train`, the line the user must see)
+CLI_CASES = [
+    ("--run not JSON", ["--run", "{bad"], "argument --run: not valid JSON ("),
+    ("--run not an object", ["--run", "[1]"], "argument --run: '[1]' is not a JSON object"),
+    ("--run incomplete", ["--run", '{"seed": 1}'], "--run lacks dataset, arch, variant, framework, epochs"),
+    ("missing dataset cache", ["--data", "missing.npz"], "missing.npz: dataset cache not found"),
+    ("negative checkpoint frequency", ["--checkpoint-every", "-1"],
+     "argument --checkpoint-every: '-1' is not a whole number >= 0"),
+    ("zero threads", ["--threads", "0"], "argument --threads: '0' is not a whole number >= 1"),
+]
+BAD_INPUT_MESSAGES += [message for _, _, message in CLI_CASES]
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_bad_train_arguments_fail_with_one_line(tmp_path, circles_npz, args, message):
+    import json
+    import sys
+
+    from bnbench.config import resolve_run, validate_config
+    from conftest import ENV
+
+    run = resolve_run(validate_config(copy.deepcopy(TINY_CONFIG)), "circles", "mlp", "none", "torch", 1)
+    given = {"--run": json.dumps(run), "--data": str(circles_npz), "--history": "out/history.csv",
+             "--summary": "out/summary.json", **dict(zip(args[::2], args[1::2]))}
+    proc = subprocess.run([sys.executable, "-m", "bnbench", "train", *[a for kv in given.items() for a in kv]],
+                          cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

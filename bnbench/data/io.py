@@ -17,6 +17,8 @@ def save(path: str | Path, arrays: dict) -> None:
 
 
 def load(path: str | Path) -> dict:
+    if not Path(path).is_file():
+        raise BnbenchError(f"{path}: dataset cache not found; let the workflow make it (snakemake {path})")
     try:
         with np.load(path) as npz:
             return {k: npz[k] for k in SPLITS}
