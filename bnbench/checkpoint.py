@@ -43,8 +43,8 @@ def _restore_rng(arrays: dict, meta: dict) -> None:
 
 @dataclass
 class Checkpoints:
-    """The checkpoint file of one run. `identity`: run settings and library versions; a checkpoint
-    written under another identity is ignored (the run starts over)."""
+    """The checkpoint file of one run. `identity`: what the run's results depend on (settings, data,
+    versions, threads); a checkpoint written under another identity is ignored (the run starts over)."""
 
     path: Path
     every: int  # epochs between checkpoints; 0 = never
@@ -71,15 +71,21 @@ class Checkpoints:
             with np.load(self.path) as npz:
                 arrays = {key: npz[key] for key in npz.files}
             meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, ValueError, KeyError) as err:
-            self.log(f"checkpoint {self.path} is unreadable ({err}); starting the run over")
+        except Exception as err:  # noqa: BLE001 -- torn, empty or not an npz: any of zipfile's, numpy's errors
+            self.log(f"checkpoint {self.path} is unreadable ({type(err).__name__}: {err}); starting the run over")
             return 0, []
         if meta.get("format") != FORMAT or meta.get("identity") != self.identity:
-            self.log(f"checkpoint {self.path} was written for other settings or library versions; "
+            self.log(f"checkpoint {self.path} was written for other settings, data or versions; "
                      f"starting the run over")
             return 0, []
-        trainer.load_state({k: v for k, v in arrays.items() if not k.startswith(("rng/numpy", "rng/python"))})
-        _restore_rng(arrays, meta)
+        initial = trainer.state()
+        try:
+            trainer.load_state({k: v for k, v in arrays.items() if not k.startswith(("rng/numpy", "rng/python"))})
+            _restore_rng(arrays, meta)
+        except Exception as err:  # noqa: BLE001 -- arrays that do not fit this model
+            trainer.load_state(initial)
+            self.log(f"checkpoint {self.path} is unreadable ({type(err).__name__}: {err}); starting the run over")
+            return 0, []
         self.log(f"resuming from the checkpoint of epoch {meta['epoch']} ({self.path})")
         return meta["epoch"], meta["history"]
 

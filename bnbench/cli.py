@@ -44,12 +44,43 @@ RUN_REQUIRED = ("dataset", "arch", "variant", "framework", "seed", "epochs", "ba
                 "target_accuracy", "bn")
 
 
+def check_run(run: dict) -> None:
+    """`train --run` as the workflow writes it (bnbench.config.resolve_run): complete, a known
+    architecture, whole numbers where whole numbers belong. The backends check the rest."""
+    from bnbench.spec import ARCHS
+
+    if missing := [key for key in RUN_REQUIRED if key not in run]:
+        raise BnbenchError(f"--run lacks {', '.join(missing)}; pass a run's complete settings as the workflow "
+                           f"does (bnbench.config.resolve_run)")
+    if run["arch"] not in ARCHS:
+        raise BnbenchError(f"--run arch {run['arch']!r} is unknown; use one of: {', '.join(ARCHS)}")
+    for key, minimum in (("seed", 0), ("epochs", 1), ("batch_size", 1)):
+        if type(run[key]) is not int or run[key] < minimum:
+            raise BnbenchError(f"--run {key} {run[key]!r} is not a whole number >= {minimum}; write it unquoted")
+
+
+def checkpoint_identity(run: dict, args, backend) -> dict:
+    """What a run's results depend on: a checkpoint resumes only a run that matches in all of it."""
+    import hashlib
+
+    from bnbench import __version__
+
+    with open(args.data, "rb") as handle:  # the data itself: its settings never reach the train job
+        data = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"run": run, "data_sha256": data, "threads": args.threads, "bnbench": __version__,
+            "versions": backend.versions()}
+
+
 def cmd_data(args) -> None:
     from bnbench.data import circles, fashion_mnist, io
 
-    params = args.params
-    makers = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}
-    io.save(args.out, makers[args.dataset](**params))
+    import inspect
+
+    make = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}[args.dataset]
+    if unknown := sorted(set(args.params) - set(inspect.signature(make).parameters)):
+        raise BnbenchError(f"--params: {args.dataset} takes no {', '.join(unknown)}; pass the settings "
+                           f"bnbench.config.dataset_params gives")
+    io.save(args.out, make(**args.params))
     log(f"wrote {args.out}")
 
 
@@ -63,9 +94,7 @@ def cmd_train(args) -> None:
     from bnbench.data import io
 
     run = args.run
-    if missing := [key for key in RUN_REQUIRED if key not in run]:
-        raise BnbenchError(f"--run lacks {', '.join(missing)}; pass a run's complete settings as the workflow "
-                           f"does (bnbench.config.resolve_run)")
+    check_run(run)
     for path in filter(None, (args.history, args.summary, args.checkpoint)):  # left by a killed job
         results.temporary_path(Path(path)).unlink(missing_ok=True)
     backend = backends.load(run["framework"])
@@ -73,7 +102,7 @@ def cmd_train(args) -> None:
     name = "/".join(str(run[k]) for k in results.RUN_COLUMNS)
     log(f"training {name} for {run['epochs']} epochs on {args.threads} thread(s)")
     checkpoints = Checkpoints(Path(args.checkpoint), args.checkpoint_every,
-                              {"run": run, "versions": backend.versions()}, log) if args.checkpoint else None
+                              checkpoint_identity(run, args, backend), log) if args.checkpoint else None
     outcome = backend.train(run, data, threads=args.threads, log=log, checkpoints=checkpoints)
     history, target = outcome["history"], run["target_accuracy"]
     last = history[-1]

@@ -29,13 +29,17 @@ def read_yaml(path: str | Path):
     """Parse a YAML file; a missing file or a syntax error becomes one line naming the file (and line)."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass an existing YAML file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror}); pass a readable YAML file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax") from None
+        where = f" line {mark.line + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(err, 'problem', err)}); fix the syntax") from None
 
 
 def load_config(path: str | Path) -> dict:
@@ -217,6 +221,11 @@ def _floats(settings: dict, *keys: str) -> dict:
 
 def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: str, seed: int) -> dict:
     """The complete, self-contained settings of one run (written into summary.json)."""
+    if dataset not in config["datasets"] or variant not in config["variants"]:
+        raise ConfigError(f"run {dataset}/{arch}/{variant}: the config defines no dataset {dataset!r} or no "
+                          f"variant {variant!r}; ask for runs the config defines")
+    if reason := unsupported(arch, config["variants"][variant]):
+        raise ConfigError(f"run {dataset}/{arch}/{variant}: {reason}; this run cannot be made")
     settings = config["datasets"][dataset]
     return {
         "dataset": dataset,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bnbench import BnbenchError
 from bnbench.bn import BNSettings
 
 
@@ -78,7 +79,8 @@ def unsupported(arch: str, variant: dict) -> str | None:
 def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
     """Layers for `arch` with BN placed as `variant` says (keys as in config.yaml); last layer = logits."""
     if reason := unsupported(arch, variant):
-        raise ValueError(f"placement {variant['placement']!r} on {arch}: {reason}")
+        raise BnbenchError(f"placement {variant['placement']!r} on {arch}: {reason}; use placement after, or "
+                           f"skip this variant on {arch} (datasets.<name>.skip)")
     bn = BatchNorm(BNSettings.from_variant(variant))
     placement, use_bias = variant.get("placement", "none"), variant.get("use_bias", True)
     input_bn = [bn] if variant.get("input_bn", False) else []  # per input feature / channel
@@ -96,7 +98,7 @@ def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
     elif arch == "lstm":  # the tutorial: BN on the LSTM's output (its activations are inside the cell)
         layers += [LSTM(32, use_bias)] + ([bn] if placement == "after" else [])
     else:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise BnbenchError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return layers + [Dense(outputs)]
 
 

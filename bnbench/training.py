@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from bnbench import BnbenchError
 from bnbench.checkpoint import Checkpoints
 from bnbench.spec import INPUT_SHAPES, batch_order
 
@@ -41,6 +42,9 @@ def prepare(run: dict, data: dict) -> tuple[tuple, int]:
     integer labels are classes (one logit each).
     """
     shape = tuple(INPUT_SHAPES[run["arch"]] or data["x_train"].shape[1:])
+    if int(np.prod(shape)) != int(np.prod(data["x_train"].shape[1:])):
+        raise BnbenchError(f"arch {run['arch']} takes samples of shape {shape}, the data holds "
+                           f"{data['x_train'].shape[1:]}; train it on its own dataset")
     for key in [k for k in data if k.startswith("x_")]:
         data[key] = data[key].reshape(len(data[key]), *shape)
     for kind in ("x", "y"):  # views, not copies

@@ -116,6 +116,20 @@ def test_config_that_is_not_yaml_names_file_and_line(tmp_path):
     assert_fails_cleanly(tmp_path, INVALID_YAML)
 
 
+NOT_UTF8 = "config.yaml: not UTF-8 text (byte 5); save the file as UTF-8"
+UNREADABLE_CONFIG = "config.yaml: cannot read the config file (Is a directory)"
+BAD_INPUT_MESSAGES += [NOT_UTF8, UNREADABLE_CONFIG]
+
+
+def test_config_that_is_not_utf8_or_not_a_file_names_the_problem(tmp_path):
+    (tmp_path / "config.yaml").write_bytes("# caf\xe9\nseeds: [1]\n".encode("latin-1"))
+    assert_fails_cleanly(tmp_path, NOT_UTF8)
+    (tmp_path / "config.yaml").unlink()
+    (tmp_path / "config.yaml").mkdir()
+    proc = snakemake(tmp_path, "--cores", "1", check=False)
+    assert proc.returncode != 0 and UNREADABLE_CONFIG in proc.stderr and "Traceback" not in proc.stderr
+
+
 UNWRITABLE = "results is a file, not a folder; run from a folder you can write to"
 UNWRITABLE_PERMISSION = "results is not writable ("
 BAD_INPUT_MESSAGES += [UNWRITABLE, UNWRITABLE_PERMISSION]
@@ -215,31 +229,54 @@ def test_readme_troubleshooting_lists_every_message():
     assert not missing, f"README troubleshooting lacks: {missing}"
 
 
-# The CLI the rules call, used by hand: (case, arguments after `train`, the line the user must see)
+# The CLI the rules call, used by hand: (case, arguments of `python -m bnbench`, the line the user must
+# see). {run} is a circles run's settings as JSON, {run:key=value} the same with one setting changed.
 CLI_CASES = [
     ("--run not JSON", ["--run", "{bad"], "argument --run: not valid JSON ("),
     ("--run not an object", ["--run", "[1]"], "argument --run: '[1]' is not a JSON object"),
     ("--run incomplete", ["--run", '{"seed": 1}'], "--run lacks dataset, arch, variant, framework, epochs"),
+    ("--run unknown framework", ["--run", "{run:framework=jax}"], "unknown framework 'jax'; use one of: keras, torch"),
+    ("--run unknown arch", ["--run", "{run:arch=resnet}"], "--run arch 'resnet' is unknown; use one of"),
+    ("--run epochs quoted", ["--run", "{run:epochs=3}"], "--run epochs '3' is not a whole number >= 1"),
+    ("--run arch of another dataset", ["--run", "{run:arch=mlp3}"],
+     "arch mlp3 takes samples of shape (28, 28), the data holds (2,); train it on its own dataset"),
     ("missing dataset cache", ["--data", "missing.npz"], "missing.npz: dataset cache not found"),
+    ("truncated dataset cache", ["--data", "{torn}"], "unreadable dataset cache (File is not a zip file)"),
     ("negative checkpoint frequency", ["--checkpoint-every", "-1"],
      "argument --checkpoint-every: '-1' is not a whole number >= 0"),
     ("zero threads", ["--threads", "0"], "argument --threads: '0' is not a whole number >= 1"),
+    ("data --params with an unknown key", ["data", "circles", "--params", '{"foo": 1}', "--out", "out/c.npz"],
+     "--params: circles takes no foo; pass the settings bnbench.config.dataset_params gives"),
 ]
 BAD_INPUT_MESSAGES += [message for _, _, message in CLI_CASES]
 
 
-@pytest.mark.parametrize("args, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
-def test_bad_train_arguments_fail_with_one_line(tmp_path, circles_npz, args, message):
+def cli_arguments(args: list[str], run: dict, circles_npz, torn) -> list[str]:
+    """`train` with a good run, data and outputs, the case's arguments replacing them; other verbs as given."""
     import json
+
+    if args[0] == "data":
+        return args
+    given = {"--run": "{run}", "--data": str(circles_npz), "--history": "out/history.csv",
+             "--summary": "out/summary.json", **dict(zip(args[::2], args[1::2]))}
+    if given["--run"].startswith("{run"):
+        key, _, value = given["--run"][5:-1].partition("=")
+        given["--run"] = json.dumps({**run, **({key: value} if key else {})})
+    given["--data"] = given["--data"].replace("{torn}", str(torn))
+    return ["train", *[a for kv in given.items() for a in kv]]
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_bad_cli_arguments_fail_with_one_line(tmp_path, circles_npz, args, message):
     import sys
 
     from bnbench.config import resolve_run, validate_config
     from conftest import ENV
 
     run = resolve_run(validate_config(copy.deepcopy(TINY_CONFIG)), "circles", "mlp", "none", "torch", 1)
-    given = {"--run": json.dumps(run), "--data": str(circles_npz), "--history": "out/history.csv",
-             "--summary": "out/summary.json", **dict(zip(args[::2], args[1::2]))}
-    proc = subprocess.run([sys.executable, "-m", "bnbench", "train", *[a for kv in given.items() for a in kv]],
+    torn = tmp_path / "torn.npz"
+    torn.write_bytes(circles_npz.read_bytes()[:100])
+    proc = subprocess.run([sys.executable, "-m", "bnbench", *cli_arguments(args, run, circles_npz, torn)],
                           cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()

@@ -153,3 +153,12 @@ def test_skip_must_name_trained_archs_and_known_variants(skip, message):
               "datasets": {"fashion_mnist": {"archs": ["lstm"], "skip": skip}}}
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate_config(config)
+
+
+def test_a_run_the_config_cannot_make_is_refused_by_name():
+    config = validate_config({"variants": {"none": {"placement": "none"}, "bn_before": {"placement": "before"}},
+                              "datasets": {"fashion_mnist": {"archs": ["lstm"], "skip": {"lstm": ["bn_before"]}}}})
+    with pytest.raises(ConfigError, match="run fashion_mnist/lstm/bn_before: an LSTM's activations"):
+        resolve_run(config, "fashion_mnist", "lstm", "bn_before", "torch", 1)
+    with pytest.raises(ConfigError, match="the config defines no dataset 'fashion_mnist' or no variant 'zzz'"):
+        resolve_run(config, "fashion_mnist", "lstm", "zzz", "torch", 1)

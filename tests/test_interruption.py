@@ -122,12 +122,20 @@ def test_checkpoint_restores_the_exact_state_and_only_for_its_own_run(tmp_path, 
     assert resumed["test_loss"] == whole["test_loss"]
 
     fresh, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "B"}))
-    assert any("written for other settings or library versions; starting the run over" in m for m in messages)
+    assert any("written for other settings, data or versions; starting the run over" in m for m in messages)
     assert len([m for m in messages if m.startswith("epoch ")]) == 5
 
-    path.write_bytes(b"torn")
-    _, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
-    assert any("is unreadable" in m and "starting the run over" in m for m in messages)
+    # Arrays that do not fit the model (same identity, other network): the trainer is put back as built.
+    trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
+    no_bn = {"bn": {"placement": "none"}}
+    mismatched, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}), no_bn)
+    assert any("is unreadable" in m and "starting the run over" in m for m in messages), messages
+    assert mismatched["history"][-1]["val_loss"] == trained(framework, circles_npz, 5, None, no_bn)[0]["history"][-1]["val_loss"]
+
+    for torn in (b"torn", b"", path.read_bytes()[:200]):  # not a zip, empty, cut short
+        path.write_bytes(torn)
+        _, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
+        assert any("is unreadable" in m and "starting the run over" in m for m in messages), messages
 
 
 def test_atomic_write_shows_the_file_only_whole(tmp_path):

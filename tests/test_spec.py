@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from bnbench import BnbenchError
 from bnbench.spec import BatchNorm, Dense, ReLU, batch_order, build_spec, initial_weights, unsupported
 
 
@@ -71,7 +72,7 @@ def test_bn_before_an_lstm_is_refused():
     """The LSTM's activations are inside its cell: 'before' would silently duplicate 'after'."""
     assert unsupported("lstm", {"placement": "before"}) and unsupported("lstm", {"placement": "after"}) is None
     assert all(unsupported(arch, {"placement": "before"}) is None for arch in ("mlp", "mlp3", "cnn"))
-    with pytest.raises(ValueError, match="placement 'before' on lstm"):
+    with pytest.raises(BnbenchError, match="placement 'before' on lstm"):
         build_spec("lstm", {"placement": "before"}, outputs=10)
 
 

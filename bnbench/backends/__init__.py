@@ -2,6 +2,12 @@
 
 from importlib import import_module
 
+from bnbench import BnbenchError
+
+FRAMEWORKS = ("keras", "torch")
+
 
 def load(framework: str):
+    if framework not in FRAMEWORKS:
+        raise BnbenchError(f"unknown framework {framework!r}; use one of: {', '.join(FRAMEWORKS)}")
     return import_module(f"bnbench.backends.{framework}_backend")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,5 +23,5 @@ def load(path: str | Path) -> dict:
     try:
         with np.load(path) as npz:
             return {k: npz[k] for k in SPLITS}
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:  # missing, torn, not an npz
         raise BnbenchError(f"{path}: unreadable dataset cache ({err}); delete it and rerun to regenerate") from None
