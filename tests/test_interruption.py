@@ -138,6 +138,54 @@ def test_checkpoint_restores_the_exact_state_and_only_for_its_own_run(tmp_path, 
         assert any("is unreadable" in m and "starting the run over" in m for m in messages), messages
 
 
+@pytest.fixture
+def images_npz(tmp_path):
+    """96 random 28x28 'images' of 10 classes: enough for a few steps of every Fashion-MNIST arch."""
+    import numpy as np
+
+    from bnbench.data import io
+
+    rng = np.random.default_rng(0)
+    arrays = {f"x_{s}": rng.random((n, 28, 28), dtype=np.float32) for s, n in (("train", 96), ("val", 32), ("test", 32))}
+    arrays.update({f"y_{s}": rng.integers(0, 10, n) for s, n in (("train", 96), ("val", 32), ("test", 32))})
+    path = tmp_path / "images.npz"
+    io.save(path, arrays)
+    return path
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+@pytest.mark.parametrize("arch, bn", [
+    ("cnn", {"placement": "before", "center": False, "scale": False}),  # BatchNorm2d, no affine parameters
+    ("lstm", {"placement": "after", "input_bn": True, "scale": False}),  # LSTM state, sequence BN, frozen gamma
+    ("mlp3", {"placement": "before", "use_bias": False, "momentum": 0.0}),
+])
+def test_every_architecture_resumes_to_the_same_history(tmp_path, images_npz, framework, arch, bn):
+    from bnbench import backends
+    from bnbench.checkpoint import Checkpoints
+    from bnbench.data import io
+    from bnbench.training import fit, prepare
+
+    run = {"arch": arch, "bn": bn, "seed": 4, "epochs": 3, "batch_size": 32, "framework": framework,
+           "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True}}
+    backend = backends.load(framework)
+    backend.configure(1, run["seed"])
+
+    def history(checkpoints):
+        data = io.load(images_npz)
+        shape, outputs = prepare(run, data)
+        trainer = backend.Trainer(run, data, shape, outputs)
+        outcome = fit(trainer, run, 96, lambda message: None, checkpoints)
+        return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in outcome["history"]], outcome["test_loss"]
+
+    whole = history(None)
+    path = tmp_path / "checkpoint.npz"
+    history(Checkpoints(path, 1, {"run": 1}, lambda message: None))  # leaves the checkpoint of epoch 2
+    messages = []
+    resumed = history(Checkpoints(path, 1, {"run": 1}, messages.append))
+    assert any("resuming from the checkpoint of epoch 2" in m for m in messages), messages
+    assert resumed == whole
+
+
 def test_atomic_write_shows_the_file_only_whole(tmp_path):
     path = tmp_path / "out.csv"
 
