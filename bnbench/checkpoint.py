@@ -4,7 +4,7 @@ Every `every` epochs the trainer's state (weights, BN moving statistics, optimiz
 framework's RNG state — see each backend's `Trainer.state`), NumPy's and Python's global RNG states,
 the epoch and the history so far are written to one .npz: under a temporary name, flushed to disk,
 then renamed, so a kill at any moment leaves the previous checkpoint or the new one, never a torn file.
-A restarted job resumes from it when it was written for the same run settings and library versions,
+A restarted job resumes from it when it was written for the same run settings, data and versions,
 and the run's history is then identical (timings aside) to an uninterrupted run. Training draws no
 random numbers (the batch order is a function of seed and epoch), so the RNG states are kept for
 completeness. The file is removed once the run's outputs are written.
@@ -72,8 +72,7 @@ class Checkpoints:
                 arrays = {key: npz[key] for key in npz.files}
             meta = json.loads(str(arrays.pop("meta")))
         except Exception as err:  # noqa: BLE001 -- torn, empty or not an npz: any of zipfile's, numpy's errors
-            self.log(f"checkpoint {self.path} is unreadable ({type(err).__name__}: {err}); starting the run over")
-            return 0, []
+            return self._start_over(err)
         if meta.get("format") != FORMAT or meta.get("identity") != self.identity:
             self.log(f"checkpoint {self.path} was written for other settings, data or versions; "
                      f"starting the run over")
@@ -84,10 +83,13 @@ class Checkpoints:
             _restore_rng(arrays, meta)
         except Exception as err:  # noqa: BLE001 -- arrays that do not fit this model
             trainer.load_state(initial)
-            self.log(f"checkpoint {self.path} is unreadable ({type(err).__name__}: {err}); starting the run over")
-            return 0, []
+            return self._start_over(err)
         self.log(f"resuming from the checkpoint of epoch {meta['epoch']} ({self.path})")
         return meta["epoch"], meta["history"]
+
+    def _start_over(self, err: Exception) -> tuple[int, list[dict]]:
+        self.log(f"checkpoint {self.path} is unreadable ({type(err).__name__}: {err}); starting the run over")
+        return 0, []
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

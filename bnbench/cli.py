@@ -72,9 +72,9 @@ def checkpoint_identity(run: dict, args, backend) -> dict:
 
 
 def cmd_data(args) -> None:
-    from bnbench.data import circles, fashion_mnist, io
-
     import inspect
+
+    from bnbench.data import circles, fashion_mnist, io
 
     make = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}[args.dataset]
     if unknown := sorted(set(args.params) - set(inspect.signature(make).parameters)):

@@ -88,22 +88,33 @@ def test_job_killed_mid_training_resumes_to_the_same_history(tmp_path, framework
         {k: v for k, v in summaries[1].items() if k not in TIMINGS}
 
 
-def trained(framework: str, npz, epochs: int, checkpoints=None, settings=None):
-    """fit() of a circles bn_after run in this process; returns (outcome, messages logged)."""
+def fit_in_process(run: dict, npz, checkpoints=None) -> tuple[dict, list[str]]:
+    """fit() of `run` on the data in `npz`, in this process (no configure(): TF's threads are fixed once
+    another test ran it); returns (outcome, messages logged by fit and the checkpoints)."""
     from bnbench import backends
-    from bnbench.config import resolve_run, validate_config
     from bnbench.data import io
     from bnbench.training import fit, prepare
 
-    config = validate_config(resume_config(framework))
-    run = {**resolve_run(config, "circles", "mlp", "bn_after", framework, 1), "epochs": epochs, **(settings or {})}
-    backend, data, messages = backends.load(framework), io.load(npz), []
+    data, messages = io.load(npz), []
     shape, outputs = prepare(run, data)
     n_train = len(data["x_train"])
-    trainer = backend.Trainer(run, data, shape, outputs)
+    trainer = backends.load(run["framework"]).Trainer(run, data, shape, outputs)
     if checkpoints:
         checkpoints.log = messages.append
-    return fit(trainer, run, n_train, messages.append, checkpoints), messages, run
+    return fit(trainer, run, n_train, messages.append, checkpoints), messages
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in record.items() if k != "epoch_seconds"} for record in history]
+
+
+def trained(framework: str, npz, epochs: int, checkpoints=None, settings=None):
+    """fit() of a circles bn_after run in this process; returns (outcome, messages logged, run)."""
+    from bnbench.config import resolve_run, validate_config
+
+    config = validate_config(resume_config(framework))
+    run = {**resolve_run(config, "circles", "mlp", "bn_after", framework, 1), "epochs": epochs, **(settings or {})}
+    return (*fit_in_process(run, npz, checkpoints), run)
 
 
 @pytest.mark.parametrize("framework", ["keras", "torch"])
@@ -117,8 +128,7 @@ def test_checkpoint_restores_the_exact_state_and_only_for_its_own_run(tmp_path, 
     resumed, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
     assert any("resuming from the checkpoint of epoch 4" in m for m in messages)
     assert [m for m in messages if m.startswith("epoch ")] == [m for m in messages if m.startswith("epoch 5/")]
-    strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in whole["history"]]
-    assert [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in resumed["history"]] == strip
+    assert without_seconds(resumed["history"]) == without_seconds(whole["history"])
     assert resumed["test_loss"] == whole["test_loss"]
 
     fresh, messages, _ = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "B"}))
@@ -160,29 +170,17 @@ def images_npz(tmp_path):
     ("mlp3", {"placement": "before", "use_bias": False, "momentum": 0.0}),
 ])
 def test_every_architecture_resumes_to_the_same_history(tmp_path, images_npz, framework, arch, bn):
-    from bnbench import backends
     from bnbench.checkpoint import Checkpoints
-    from bnbench.data import io
-    from bnbench.training import fit, prepare
 
     run = {"arch": arch, "bn": bn, "seed": 4, "epochs": 3, "batch_size": 32, "framework": framework,
            "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True}}
-    backend = backends.load(framework)  # in-process: no configure(), TF's threads are fixed once it ran
-
-    def history(checkpoints):
-        data = io.load(images_npz)
-        shape, outputs = prepare(run, data)
-        trainer = backend.Trainer(run, data, shape, outputs)
-        outcome = fit(trainer, run, 96, lambda message: None, checkpoints)
-        return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in outcome["history"]], outcome["test_loss"]
-
-    whole = history(None)
+    whole, _ = fit_in_process(run, images_npz)
     path = tmp_path / "checkpoint.npz"
-    history(Checkpoints(path, 1, {"run": 1}, lambda message: None))  # leaves the checkpoint of epoch 2
-    messages = []
-    resumed = history(Checkpoints(path, 1, {"run": 1}, messages.append))
+    fit_in_process(run, images_npz, Checkpoints(path, 1, {"run": 1}))  # leaves the checkpoint of epoch 2
+    resumed, messages = fit_in_process(run, images_npz, Checkpoints(path, 1, {"run": 1}))
     assert any("resuming from the checkpoint of epoch 2" in m for m in messages), messages
-    assert resumed == whole
+    assert without_seconds(resumed["history"]) == without_seconds(whole["history"])
+    assert resumed["test_loss"] == whole["test_loss"]
 
 
 def test_atomic_write_shows_the_file_only_whole(tmp_path):
