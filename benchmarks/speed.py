@@ -37,8 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from bnbench.config import resolve_run, validate_config  # noqa: E402
-from bnbench.spec import batch_order  # noqa: E402
-from bnbench.training import prepare  # noqa: E402
+from bnbench.training.spec import batch_order  # noqa: E402
+from bnbench.training.loop import prepare  # noqa: E402
 
 THREADS = 1  # the training rule's default `threads`
 CASES = {  # name: (dataset, arch, variant, timed epochs per --epochs: circles epochs cost milliseconds,
@@ -61,11 +61,10 @@ def load_config(fashion_dir: str | None) -> dict:
 
 
 def load_data(config: dict, dataset: str) -> dict:
+    from bnbench import data
     from bnbench.config import dataset_params
-    from bnbench.data import circles, fashion_mnist
 
-    maker = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}[dataset]
-    return maker(**dataset_params(config, dataset))
+    return data.make(dataset, dataset_params(config, dataset))
 
 
 def fresh(data: dict) -> dict:
@@ -114,8 +113,8 @@ def floor_epoch_seconds(widths: list[int], n_train: int, batch: int, epochs: int
 def keras_fit_baseline(run: dict, data: dict, epochs: int) -> tuple[list[float], float]:
     import keras
 
-    from bnbench import spec
-    from bnbench.backends import keras_backend
+    from bnbench.training import spec
+    from bnbench.training.backends import keras as keras_backend
 
     keras_backend.configure(THREADS, run["seed"])
     shape, outputs = prepare(run, data)
@@ -136,7 +135,7 @@ def torch_dataloader_baseline(run: dict, data: dict, epochs: int) -> tuple[list[
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from bnbench.backends import torch_backend
+    from bnbench.training.backends import torch as torch_backend
 
     torch_backend.configure(THREADS, run["seed"])
     shape, outputs = prepare(run, data)
@@ -177,13 +176,10 @@ def torch_dataloader_baseline(run: dict, data: dict, epochs: int) -> tuple[list[
 
 
 def bnbench_trainer(framework: str, run: dict, data: dict, epochs: int) -> tuple[list[float], float]:
-    from bnbench import backends
+    from bnbench.training import backends
+    from bnbench.training.loop import start
 
-    backend = backends.load(framework)
-    backend.configure(THREADS, run["seed"])
-    shape, outputs = prepare(run, data)
-    n_train = len(data["x_train"])
-    trainer = backend.Trainer(run, data, shape, outputs)
+    trainer, n_train, _ = start(backends.load(framework), run, data, THREADS, log=lambda message: None)
     times = timed_epochs(lambda epoch: trainer.train_epoch(batch_order(run["seed"], epoch, n_train)), epochs)
     return times, trainer.evaluate("test")[1]
 
@@ -264,13 +260,13 @@ def add_ratios(rows: list[dict]) -> None:
 
 def job_rows(config: dict) -> list[dict]:
     """Whole circles jobs as the pipeline runs them, and thread scaling on the torch mlp3 job."""
-    from bnbench.data import io
+    from bnbench.data import cache
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         circles = tmp / "circles.npz"
-        io.save(circles, load_data(config, "circles"))
+        cache.save(circles, load_data(config, "circles"))
         for framework in ("torch", "keras"):
             run = resolve_run(config, "circles", "mlp", "bn_after", framework, 1)
             seconds = [job_seconds(run, circles, 1, tmp) for _ in range(3)]
@@ -278,7 +274,7 @@ def job_rows(config: dict) -> list[dict]:
                          "seconds_per_epoch": float("nan"), "job_seconds": statistics.median(seconds)})
             print(f"  circles {framework} job: {rows[-1]['job_seconds']:.2f} s wall", flush=True)
         fashion = tmp / "fashion.npz"
-        io.save(fashion, load_data(config, "fashion_mnist"))
+        cache.save(fashion, load_data(config, "fashion_mnist"))
         run = {**resolve_run(config, "fashion_mnist", "mlp3", "bn_before", "torch", 1), "epochs": 2}
         one = job_seconds(run, fashion, 1, tmp)
         side_by_side = job_seconds(run, fashion, 1, tmp, parallel=2)
@@ -315,7 +311,7 @@ COLUMNS = ["case", "method", "seconds_per_epoch", "x_floor", "baseline_speedup",
 
 
 def write(rows: list[dict], path: Path) -> None:
-    from bnbench.results import atomic_write
+    from bnbench.files import atomic_write
 
     def dump(handle):
         writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")

@@ -40,138 +40,72 @@ def whole_number(minimum: int):
     return parse
 
 
-RUN_REQUIRED = ("dataset", "arch", "variant", "framework", "seed", "epochs", "batch_size", "optimizer",
-                "target_accuracy", "bn")
-
-
-def check_run(run: dict) -> None:
-    """`train --run` as the workflow writes it (bnbench.config.resolve_run): complete, a known
-    architecture, whole numbers where whole numbers belong. The backends check the rest."""
-    from bnbench.spec import ARCHS
-
-    if missing := [key for key in RUN_REQUIRED if key not in run]:
-        raise BnbenchError(f"--run lacks {', '.join(missing)}; pass a run's complete settings as the workflow "
-                           f"does (bnbench.config.resolve_run)")
-    if run["arch"] not in ARCHS:
-        raise BnbenchError(f"--run arch {run['arch']!r} is unknown; use one of: {', '.join(ARCHS)}")
-    for key, minimum in (("seed", 0), ("epochs", 1), ("batch_size", 1)):
-        if type(run[key]) is not int or run[key] < minimum:
-            raise BnbenchError(f"--run {key} {run[key]!r} is not a whole number >= {minimum}; write it unquoted")
-
-
-def checkpoint_identity(run: dict, args, backend) -> dict:
-    """What a run's results depend on: a checkpoint resumes only a run that matches in all of it."""
-    import hashlib
-
-    from bnbench import __version__
-
-    with open(args.data, "rb") as handle:  # the data itself: its settings never reach the train job
-        data = hashlib.file_digest(handle, "sha256").hexdigest()
-    return {"run": run, "data_sha256": data, "threads": args.threads, "bnbench": __version__,
-            "versions": backend.versions()}
-
-
 def cmd_data(args) -> None:
-    import inspect
+    from bnbench import data
+    from bnbench.data import cache
 
-    from bnbench.data import circles, fashion_mnist, io
-
-    make = {"circles": circles.make, "fashion_mnist": fashion_mnist.make}[args.dataset]
-    if unknown := sorted(set(args.params) - set(inspect.signature(make).parameters)):
+    if unknown := sorted(set(args.params) - set(data.params(args.dataset))):
         raise BnbenchError(f"--params: {args.dataset} takes no {', '.join(unknown)}; pass the settings "
                            f"bnbench.config.dataset_params gives")
-    io.save(args.out, make(**args.params))
+    cache.save(args.out, data.make(args.dataset, args.params))
     log(f"wrote {args.out}")
 
 
 def cmd_train(args) -> None:
-    import platform
+    from bnbench.training.job import run_job
 
-    import numpy as np
-
-    from bnbench import __version__, backends, metrics, results
-    from bnbench.checkpoint import Checkpoints
-    from bnbench.data import io
-
-    run = args.run
-    check_run(run)
-    for path in filter(None, (args.history, args.summary, args.checkpoint)):  # left by a killed job
-        results.temporary_path(Path(path)).unlink(missing_ok=True)
-    backend = backends.load(run["framework"])
-    data = io.load(args.data)
-    name = "/".join(str(run[k]) for k in results.RUN_COLUMNS)
-    log(f"training {name} for {run['epochs']} epochs on {args.threads} thread(s)")
-    checkpoints = Checkpoints(Path(args.checkpoint), args.checkpoint_every,
-                              checkpoint_identity(run, args, backend), log) if args.checkpoint else None
-    outcome = backend.train(run, data, threads=args.threads, log=log, checkpoints=checkpoints)
-    history, target = outcome["history"], run["target_accuracy"]
-    last = history[-1]
-    summary = {
-        **{k: run[k] for k in results.RUN_COLUMNS},
-        "train_loss": last["train_loss"], "train_accuracy": last["train_accuracy"],
-        "val_loss": last["val_loss"], "val_accuracy": last["val_accuracy"],
-        "test_loss": outcome["test_loss"], "test_accuracy": outcome["test_accuracy"],
-        "target_accuracy": target,
-        **metrics.run_metrics(history, target, run["epochs"]),
-        "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
-        "threads": args.threads,
-        "device": outcome["device"],
-        "run": run,
-        "versions": {"bnbench": __version__, "python": platform.python_version(),
-                     "numpy": np.__version__, **backend.versions()},
-    }
-    results.write_history(args.history, run, history)
-    results.write_summary(args.summary, summary)
-    if checkpoints:  # the outputs are complete: nothing left to resume
-        checkpoints.remove()
-    log(f"done: test accuracy {outcome['test_accuracy']:.4f}, "
-        f"epochs to {target}: {summary['epochs_to_target']}")
+    run_job(args.run, args.data, args.history, args.summary, threads=args.threads,
+            checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every, log=log)
 
 
 def cmd_combine(args) -> None:
     from bnbench import results
+    from bnbench.files import atomic_write
 
     history, summary = results.combine(args.runs)
-    results.atomic_write(Path(args.history), lambda handle: history.to_parquet(handle, index=False), mode="wb")
-    results.atomic_write(Path(args.summary), lambda handle: summary.to_csv(handle, index=False))
+    atomic_write(Path(args.history), lambda handle: history.to_parquet(handle, index=False), mode="wb")
+    atomic_write(Path(args.summary), lambda handle: summary.to_csv(handle, index=False))
     log(f"combined {len(summary)} runs, {len(history)} epochs")
 
 
 def cmd_stats(args) -> None:
     import pandas as pd
 
-    from bnbench import claims, results, stats
+    from bnbench.analysis import claims, stats
+    from bnbench.files import atomic_write
 
     summary = pd.read_csv(args.summary)
     outputs = {args.stats: stats.aggregate(summary), args.comparisons: stats.comparisons(summary),
                args.claims_out: claims.evaluate(summary, claims.load(args.claims))}
     for path, table in outputs.items():
-        results.atomic_write(Path(path), lambda handle, table=table: table.to_csv(handle, index=False))
+        atomic_write(Path(path), lambda handle, table=table: table.to_csv(handle, index=False))
     log(f"statistics of {len(summary)} runs written")
 
 
 def cmd_plots(args) -> None:
-    from bnbench import plots
+    from bnbench.analysis import plots
 
     plots.write_figures(args.history, args.summary, args.comparisons, args.dataset, args.arch, args.outdir)
     log(f"wrote figures for {args.dataset}/{args.arch} into {args.outdir}")
 
 
 def cmd_report(args) -> None:
-    from bnbench import report
+    from bnbench.analysis import report
 
     report.write_report(summary=args.summary, stats=args.stats, comparisons=args.comparisons,
                         claims=args.claims, figures=args.figures, config_json=json.dumps(args.config),
-                        commit=args.commit, out=args.out)
+                        out=args.out)
     log(f"wrote {args.out}")
 
 
 def parser() -> argparse.ArgumentParser:
+    from bnbench.data import DATASETS
+
     p = argparse.ArgumentParser(prog="python -m bnbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
 
     data = sub.add_parser("data", help="generate or fetch a dataset into its npz cache")
-    data.add_argument("dataset", choices=["circles", "fashion_mnist"])
+    data.add_argument("dataset", choices=list(DATASETS))
     data.add_argument("--params", required=True, type=json_object, help="dataset settings as JSON")
     data.add_argument("--out", required=True)
     data.set_defaults(func=cmd_data)
@@ -220,7 +154,6 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--claims", required=True, help="claims table csv")
     report.add_argument("--figures", nargs="+", required=True)
     report.add_argument("--config", required=True, type=json_object, help="the resolved config as JSON")
-    report.add_argument("--commit", default="unknown", help="git commit of the workflow")
     report.add_argument("--out", required=True)
     report.set_defaults(func=cmd_report)
     return p

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import asdict
 from itertools import product
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from bnbench import PROJECT_ROOT, BnbenchError
-from bnbench.spec import unsupported
+from bnbench import PROJECT_ROOT, BnbenchError, data
+from bnbench.results import RUN_KEYS
+from bnbench.training.bn import BNSettings
+from bnbench.training.spec import unsupported
 
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-RUN_KEYS = ("dataset", "arch", "variant", "framework", "seed")
 
 
 class ConfigError(BnbenchError):
@@ -22,7 +24,11 @@ class ConfigError(BnbenchError):
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The config schema, with the BN settings' defaults filled in from BNSettings (stated there only)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    for key, value in asdict(BNSettings()).items():
+        schema["$defs"]["variant"]["properties"][key]["default"] = value
+    return schema
 
 
 def read_yaml(path: str | Path):
@@ -112,18 +118,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
     return config
 
 
-FASHION_MNIST_TRAIN_IMAGES = 60_000
-
-
-def training_size(name: str, dataset: dict) -> int:
-    """Number of training samples a dataset's settings leave (validation/test excluded)."""
-    if name == "circles":
-        return dataset["n_train"]
-    remaining = FASHION_MNIST_TRAIN_IMAGES - dataset["validation_size"]
-    return min(dataset["train_subset"] or remaining, remaining)
-
-
-BN_KEYS = ("center", "scale", "momentum", "epsilon")  # settings of a BN layer
+BN_KEYS = tuple(asdict(BNSettings()))  # settings of a BN layer: center, scale, momentum, epsilon
 
 
 def has_bn(variant: dict) -> bool:
@@ -148,12 +143,9 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
                 f"define them under 'variants' or use one of: {', '.join(config['variants'])}"
             )
         _check_skip(config, name, source)
-        if name == "circles" and dataset["n_train"] >= dataset["n_samples"]:
-            raise ConfigError(
-                f"{source}: datasets.{name}.n_train ({dataset['n_train']}) must be below n_samples "
-                f"({dataset['n_samples']}) so that a test half remains; lower n_train"
-            )
-        n, batch = training_size(name, dataset), dataset["batch_size"]
+        if problem := data.problem(name, dataset):
+            raise ConfigError(f"{source}: datasets.{name}.{problem}")
+        n, batch = data.training_size(name, dataset), dataset["batch_size"]
         if batch > n:
             raise ConfigError(
                 f"{source}: datasets.{name}.batch_size ({batch}) is larger than the training set ({n}); "
@@ -211,8 +203,7 @@ def runs(config: dict) -> list[dict]:
 
 def dataset_params(config: dict, dataset: str) -> dict:
     """Settings that define the data itself (what the data rule needs)."""
-    training_keys = {"archs", "epochs", "batch_size", "optimizer", "target_accuracy", "seeds", "variants", "skip"}
-    return {k: v for k, v in config["datasets"][dataset].items() if k not in training_keys}
+    return {k: v for k, v in config["datasets"][dataset].items() if k in data.params(dataset)}
 
 
 def _floats(settings: dict, *keys: str) -> dict:

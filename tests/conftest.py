@@ -23,13 +23,27 @@ TINY_CONFIG = {
 }
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real Snakemake on this repo's Snakefile with `workdir` as working directory."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+def snakemake(workdir: Path, *args: str, check: bool = True, project: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the real Snakemake on this repo's Snakefile (or a copy's, `project`) in `workdir`."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(project / "Snakefile"), "-d", str(workdir), *args]
     proc = subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def project_copy(destination: Path) -> Path:
+    """The workflow and package copied to `destination` (no venv, git or outputs), for tests that edit code."""
+    import shutil
+
+    destination.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "bnbench", "envs"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
 
 
 def write_config(workdir: Path, config: dict) -> Path:
@@ -40,10 +54,10 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 @pytest.fixture
 def circles_npz(tmp_path):
-    from bnbench.data import circles, io
+    from bnbench.data import cache, circles
 
     path = tmp_path / "circles.npz"
-    io.save(path, circles.make())
+    cache.save(path, circles.make())
     return path
 
 

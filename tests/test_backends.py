@@ -8,13 +8,15 @@ import sys
 import pytest
 
 from bnbench.config import resolve_run, validate_config
-from bnbench.results import HISTORY_COLUMNS
+from bnbench.provenance import code_hash
+from bnbench.results import HISTORY_COLUMNS, RUN_KEYS
 from conftest import ENV, REPO, TINY_CONFIG
 
 SUMMARY_KEYS = {"dataset", "arch", "variant", "framework", "seed", "train_loss", "train_accuracy",
-                "val_loss", "val_accuracy", "test_loss", "test_accuracy", "target_accuracy",
+                "val_loss", "val_accuracy", "test_loss", "test_accuracy",
                 "epochs_to_target", "seconds_to_target", "epochs_trained", "total_train_seconds",
-                "diverged", "diverged_epoch", "threads", "run", "versions"}
+                "diverged", "diverged_epoch", "run", "provenance"}
+PROVENANCE_KEYS = {"host", "cpu", "logical_cores", "device", "threads", "versions", "commit", "code_hash"}
 
 
 def run_settings(framework, variant="bn_after", epochs=3, seed=1):
@@ -57,11 +59,16 @@ def test_backend_trains_three_epochs_and_writes_the_contract(tmp_path, circles_n
         assert 0 <= float(row["train_accuracy"]) <= 1 and float(row["train_loss"]) > 0
         assert float(row["epoch_seconds"]) > 0
     assert SUMMARY_KEYS <= set(summary)
-    assert summary["run"] == run and summary["epochs_trained"] == 3 and summary["diverged"] is False
+    assert {**summary["run"], **{k: summary[k] for k in RUN_KEYS}} == run  # each key once
+    assert not set(summary["run"]) & set(RUN_KEYS) and summary["run"]["target_accuracy"] == run["target_accuracy"]
+    assert summary["epochs_trained"] == 3 and summary["diverged"] is False
     assert summary["val_accuracy"] == pytest.approx(float(rows[-1]["val_accuracy"]))
     assert summary["test_accuracy"] == pytest.approx(summary["val_accuracy"])  # circles: val == test
     assert "epoch 3/3" in log  # per-epoch progress in the job log
-    assert summary["device"] == "cpu" and "trains on cpu" in log  # device auto, no GPU here
+    provenance = summary["provenance"]
+    assert provenance.keys() == PROVENANCE_KEYS and provenance["device"] == "cpu" and "trains on cpu" in log
+    assert provenance["threads"] == 1 and provenance["code_hash"] == code_hash("train")
+    assert provenance["cpu"] and provenance["host"] and provenance["versions"][{"keras": "keras", "torch": "torch"}[framework]]
     # Import discipline: a job imports its own framework only and no plotting library (not even the
     # matplotlib Keras would load on its own).
     other = {"keras": "torch", "torch": "tensorflow"}[framework]
@@ -92,8 +99,8 @@ def test_same_network_in_both_frameworks_at_initialisation(arch, variant):
     import numpy as np
     import torch
 
-    from bnbench import spec
-    from bnbench.backends import keras_backend, torch_backend
+    from bnbench.training import spec
+    from bnbench.training.backends import keras as keras_backend, torch as torch_backend
 
     if spec.unsupported(arch, variant):  # BN before an LSTM: the nearest meaningful variant
         variant = {**variant, "placement": "after"}

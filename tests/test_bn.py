@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnbench import bn
-from bnbench.backends import torch_backend
+from bnbench.training import bn
+from bnbench.training.backends import torch as torch_backend
 
 
 @pytest.mark.parametrize(

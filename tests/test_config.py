@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from bnbench.config import ConfigError, load_config, resolve_run, runs, validate_config
+from bnbench.config import ConfigError, load_config, load_schema, resolve_run, runs, validate_config
 from conftest import REPO, TINY_CONFIG, snakemake, write_config
 
 
@@ -31,7 +31,7 @@ def test_paper_preset_dry_run_lists_every_job(tmp_path):
 
 
 def test_every_schema_property_has_description_and_default_where_optional():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema = load_schema()  # the file, with the BN defaults bnbench/training/bn.py states
 
     def walk(node, path):
         for name, sub in node.get("properties", {}).items():
@@ -46,6 +46,13 @@ def test_every_schema_property_has_description_and_default_where_optional():
             walk(schema["$defs"]["variant"], f"{path}*.")
 
     walk(schema, "")
+
+
+def test_bn_defaults_come_from_bn_settings():
+    from bnbench.training.bn import BNSettings
+
+    variant = validate_config({"datasets": {"circles": {}}, "variants": {"v": {"placement": "after"}}})["variants"]["v"]
+    assert {key: variant[key] for key in ("momentum", "epsilon", "center", "scale")} == vars(BNSettings())
 
 
 def test_defaults_are_filled():

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.datasets import make_circles
 
-from bnbench.data import circles, io
+from bnbench.data import cache, circles
 
 
 def test_circles_is_exactly_the_tutorial_split():
@@ -23,8 +23,8 @@ def test_other_settings_change_the_data():
 def test_npz_roundtrip_and_no_temp_left(tmp_path):
     path = tmp_path / "sub" / "circles.npz"
     data = circles.make()
-    io.save(path, data)
-    loaded = io.load(path)
+    cache.save(path, data)
+    loaded = cache.load(path)
     for key, value in data.items():
         np.testing.assert_array_equal(loaded[key], value)
     assert [p.name for p in path.parent.iterdir()] == ["circles.npz"]

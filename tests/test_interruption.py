@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from bnbench.config import load_config, runs
-from bnbench.results import atomic_write, temporary_path
+from bnbench.files import atomic_write, temporary_path
 from conftest import ENV, REPO, TINY_CONFIG, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -89,19 +89,17 @@ def test_job_killed_mid_training_resumes_to_the_same_history(tmp_path, framework
 
 
 def fit_in_process(run: dict, npz, checkpoints=None) -> tuple[dict, list[str]]:
-    """fit() of `run` on the data in `npz`, in this process (no configure(): TF's threads are fixed once
-    another test ran it); returns (outcome, messages logged by fit and the checkpoints)."""
-    from bnbench import backends
-    from bnbench.data import io
-    from bnbench.training import fit, prepare
+    """`run` trained on the data in `npz` in this process, as a job trains it (bnbench.training.loop.train);
+    returns (outcome, messages logged by training and the checkpoints)."""
+    from bnbench.data import cache
+    from bnbench.training import backends
+    from bnbench.training.loop import train
 
-    data, messages = io.load(npz), []
-    shape, outputs = prepare(run, data)
-    n_train = len(data["x_train"])
-    trainer = backends.load(run["framework"]).Trainer(run, data, shape, outputs)
+    messages = []
     if checkpoints:
         checkpoints.log = messages.append
-    return fit(trainer, run, n_train, messages.append, checkpoints), messages
+    outcome = train(backends.load(run["framework"]), run, cache.load(npz), log=messages.append, checkpoints=checkpoints)
+    return outcome, messages
 
 
 def without_seconds(history: list[dict]) -> list[dict]:
@@ -119,7 +117,7 @@ def trained(framework: str, npz, epochs: int, checkpoints=None, settings=None):
 
 @pytest.mark.parametrize("framework", ["keras", "torch"])
 def test_checkpoint_restores_the_exact_state_and_only_for_its_own_run(tmp_path, circles_npz, framework):
-    from bnbench.checkpoint import Checkpoints
+    from bnbench.training.checkpoint import Checkpoints
 
     path = tmp_path / "checkpoint.npz"
     whole, _, run = trained(framework, circles_npz, 5, Checkpoints(path, 2, {"run": "A"}))
@@ -153,13 +151,13 @@ def images_npz(tmp_path):
     """96 random 28x28 'images' of 10 classes: enough for a few steps of every Fashion-MNIST arch."""
     import numpy as np
 
-    from bnbench.data import io
+    from bnbench.data import cache
 
     rng = np.random.default_rng(0)
     arrays = {f"x_{s}": rng.random((n, 28, 28), dtype=np.float32) for s, n in (("train", 96), ("val", 32), ("test", 32))}
     arrays.update({f"y_{s}": rng.integers(0, 10, n) for s, n in (("train", 96), ("val", 32), ("test", 32))})
     path = tmp_path / "images.npz"
-    io.save(path, arrays)
+    cache.save(path, arrays)
     return path
 
 
@@ -170,7 +168,7 @@ def images_npz(tmp_path):
     ("mlp3", {"placement": "before", "use_bias": False, "momentum": 0.0}),
 ])
 def test_every_architecture_resumes_to_the_same_history(tmp_path, images_npz, framework, arch, bn):
-    from bnbench.checkpoint import Checkpoints
+    from bnbench.training.checkpoint import Checkpoints
 
     run = {"arch": arch, "bn": bn, "seed": 4, "epochs": 3, "batch_size": 32, "framework": framework,
            "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True}}
@@ -207,7 +205,7 @@ def test_keras_ignores_and_never_writes_the_users_keras_config(tmp_path):
     (home / ".keras").mkdir(parents=True)
     user_config = '{"floatx": "float64", "epsilon": 0.1, "image_data_format": "channels_first"}'
     (home / ".keras/keras.json").write_text(user_config)
-    code = ("from bnbench.backends import keras_backend as k; import keras; "
+    code = ("from bnbench.training.backends import keras as k; import keras; "
             "print(keras.config.floatx(), keras.config.epsilon(), keras.config.image_data_format())")
     for _ in range(2):  # with the user's file, then with no ~/.keras at all
         proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**ENV, "HOME": str(home)},

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bnbench import BnbenchError
-from bnbench.spec import BatchNorm, Dense, ReLU, batch_order, build_spec, initial_weights, unsupported
+from bnbench.training.spec import BatchNorm, Dense, ReLU, batch_order, build_spec, initial_weights, unsupported
 
 
 def kinds(layers):

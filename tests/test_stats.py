@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnbench import claims, metrics, stats
+from bnbench.analysis import claims, metrics, stats
 
 
 def history(accuracies, seconds=1.0):

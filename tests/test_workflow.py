@@ -70,7 +70,15 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
 
 
 FIGURES = ("val_accuracy", "train_loss", "test_accuracy", "epochs_to_target", "performance_profile",
-           "improvement", "agreement")
+           "improvement", "agreement")  # the shipped figure table (bnbench.analysis.plots.FIGURES)
+
+
+def test_shipped_figure_table():
+    from bnbench.analysis.plots import FIGURES as TABLE
+
+    assert set(TABLE) == set(FIGURES)
+    assert all(figure.caption and figure.category in {"Convergence", "Accuracy", "Frameworks"}
+               for figure in TABLE.values())
 
 
 def test_html_report_is_self_contained_with_figures_and_tables(tiny_run):

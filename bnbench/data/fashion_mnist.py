@@ -132,9 +132,18 @@ def parse_idx(path: Path, magic: int, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+TRAIN_IMAGES = 60_000
+
+
+def training_size(settings: dict) -> int:
+    """The training images left after validation (or the first train_subset of them)."""
+    remaining = TRAIN_IMAGES - settings["validation_size"]
+    return min(settings["train_subset"] or remaining, remaining)
+
+
 def make(dir: str | None = None, download_dir: str = "resources/downloads/fashion-mnist",
          validation_size: int = 5000, train_subset: int | None = None, mirrors: list[str] | None = None,
-         n_train: int = 60000, n_test: int = 10000) -> dict:
+         n_train: int = TRAIN_IMAGES, n_test: int = 10000) -> dict:
     """Splits: the first `validation_size` training images validate and are never trained on;
     training uses the rest (or its first `train_subset`); test is the 10 000 official test images.
     Pixels are float32 in [0, 1]; labels int64.

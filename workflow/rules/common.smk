@@ -1,13 +1,15 @@
 import json
 import os
 import shlex
-import subprocess
 import sys
+from pathlib import Path
 
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
+from bnbench.analysis.plots import FIGURES
 from bnbench.config import ConfigError, dataset_params, job_resources, resolve_run, runs, validate_config
-from bnbench.results import unwritable
+from bnbench.files import atomic_write, unwritable
+from bnbench.provenance import RULE_CODE, code_hash
 
 # One clear line before any job runs, rather than failures hours in.
 try:
@@ -36,41 +38,29 @@ RUN_DIR = "results/runs/{dataset}/{arch}/{variant}/{framework}/seed{seed}"
 os.environ.update(BNBENCH_CHECKPOINT_EVERY=str(config["checkpoint_every"]))
 RUNS = runs(config)
 DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
-# Figure name -> report category (Snakemake's --report groups them so).
-FIGURES = {
-    "val_accuracy": "Convergence",
-    "train_loss": "Convergence",
-    "epochs_to_target": "Convergence",
-    "performance_profile": "Convergence",
-    "test_accuracy": "Accuracy",
-    "improvement": "Accuracy",
-    "agreement": "Frameworks",
-}
 REPORT_CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
 CLAIMS = os.path.join(workflow.basedir, "workflow", "claims.yaml")  # tutorial claims, as data
+# A param per rule: the hash of the code it runs (bnbench.provenance), so that a code change reruns
+# exactly the rules whose code changed.
+CODE = {rule: code_hash(rule) for rule in RULE_CODE}
+# Snakemake's --report reads a caption file per output: written here from the figure table.
+FIGURE_CAPTIONS = os.path.abspath(".snakemake/bnbench/captions")
 
 
-def _git_commit():
-    try:
-        return subprocess.run(
-            ["git", "-C", workflow.basedir, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-GIT_COMMIT = _git_commit()
+def figure_caption(name):
+    path = os.path.join(FIGURE_CAPTIONS, f"{name}.rst")
+    text = "{{ snakemake.wildcards.dataset }} / {{ snakemake.wildcards.arch }}: " + FIGURES[name].caption + "\n"
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+        atomic_write(Path(path), lambda handle: handle.write(text))
+    return path
 
 
 def figure(name):
     """A figure output of the plots rule, registered for Snakemake's report."""
     return report(
         f"reports/figures/{{dataset}}/{{arch}}/{name}.svg",
-        caption=os.path.join(REPORT_CAPTIONS, f"{name}.rst"),
-        category=FIGURES[name],
+        caption=figure_caption(name),
+        category=FIGURES[name].category,
         subcategory="{dataset} {arch}",
         labels={"dataset": "{dataset}", "arch": "{arch}", "figure": name.replace("_", " ")},
     )

@@ -7,6 +7,7 @@ rule combine:
         summary=table("results/summary.csv", "summary", "runs"),
     params:
         runs=run_dirs(),
+        code=CODE["combine"],
     log:
         "logs/combine.log",
     conda:
@@ -24,6 +25,8 @@ rule stats:
         stats=table("results/stats.csv", "stats", "statistics"),
         comparisons=table("results/comparisons.csv", "comparisons", "comparisons"),
         claims=table("results/claims.csv", "claims", "tutorial claims"),
+    params:
+        code=CODE["stats"],
     log:
         "logs/stats.log",
     conda:
@@ -43,6 +46,7 @@ rule plots:
         **{name: figure(name) for name in FIGURES},
     params:
         outdir=lambda wildcards: f"reports/figures/{wildcards.dataset}/{wildcards.arch}",
+        code=CODE["plots"],
     log:
         "logs/plots/{dataset}/{arch}.log",
     conda:
@@ -70,7 +74,7 @@ rule report:
     params:
         # The experiment as run; how often checkpoints were written changes no result.
         config=json.dumps({k: v for k, v in config.items() if k != "checkpoint_every"}, sort_keys=True),
-        commit=GIT_COMMIT,
+        code=CODE["report"],
     log:
         "logs/report.log",
     conda:
@@ -78,4 +82,4 @@ rule report:
     shell:
         "python -m bnbench report --summary {input.summary} --stats {input.stats} "
         "--comparisons {input.comparisons} --claims {input.claims} --figures {input.figures} "
-        "--config {params.config:q} --commit {params.commit:q} --out {output} > {log} 2>&1"
+        "--config {params.config:q} --out {output} > {log} 2>&1"

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from bnbench.results import atomic_write
+from bnbench.files import atomic_write
 
 FORMAT = 1
 

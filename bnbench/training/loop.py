@@ -1,6 +1,10 @@
-"""The epoch loop both backends share: same batch order, same per-epoch records, same stop rule.
+"""Running one run, the same way for both frameworks: set up the process, prepare the data, build the
+trainer, then the epoch loop (same batch order, same per-epoch records, same stop rule). The CLI, the
+tests and the speed harness all run runs through `start` / `train`.
 
-A backend supplies a trainer, built on the run's data, with two methods:
+A backend (bnbench.training.backends) supplies only what differs per framework:
+  NAME, select_device(setting), configure(threads, seed), versions(), build_model, export_weights
+  Trainer(run, data, shape, outputs, device, weights=None), built on the run's data, with:
   train_epoch(order)  one SGD step per mini-batch of x_train[order] (the last batch may be smaller),
                       in training mode (BN uses batch statistics and updates its moving ones);
                       returns the mean of the steps' training-mode losses
@@ -20,13 +24,14 @@ from typing import Callable, Protocol
 import numpy as np
 
 from bnbench import BnbenchError
-from bnbench.checkpoint import Checkpoints
-from bnbench.spec import INPUT_SHAPES, batch_order
+from bnbench.training.checkpoint import Checkpoints
+from bnbench.training.spec import INPUT_SHAPES, batch_order
 
 # Train metrics are measured on the first TRAIN_EVAL_SIZE training samples (all of them for circles):
 # a fixed sample, the same in both frameworks, that costs a fraction of a pass over 55 000 images.
 TRAIN_EVAL_SIZE = 10_000
 SPLITS = ("train", "train_eval", "val", "test")
+EVAL_BATCH = 1024  # samples per forward pass when evaluating (inference mode: no effect on results)
 
 
 class Trainer(Protocol):
@@ -57,6 +62,26 @@ def prepare(run: dict, data: dict) -> tuple[tuple, int]:
 def batches(n: int, batch_size: int) -> list[slice]:
     """Consecutive mini-batches over n samples; the last one keeps the remainder, as Keras' fit does."""
     return [slice(first, min(first + batch_size, n)) for first in range(0, n, batch_size)]
+
+
+def start(backend, run: dict, data: dict, threads: int = 1, log: Callable[[str], None] = print,
+          weights: list | None = None) -> tuple[Trainer, int, str]:
+    """Set up this process for the run (device, threads, seeds, determinism) and build its trainer from
+    `weights` (Keras layout; default: the run seed's spec.initial_weights). Takes ownership of `data`:
+    its arrays move into the trainer. Returns (trainer, training-set size, device)."""
+    device = backend.select_device(run.get("device", "auto"))  # Keras: before TF sets up its devices
+    backend.configure(threads, run["seed"])
+    log(f"{backend.NAME} trains on {device}")
+    shape, outputs = prepare(run, data)
+    n_train = len(data["x_train"])
+    return backend.Trainer(run, data, shape, outputs, device, weights), n_train, str(device)
+
+
+def train(backend, run: dict, data: dict, threads: int = 1, log: Callable[[str], None] = print,
+          checkpoints: Checkpoints | None = None) -> dict:
+    """Run one run from start to end (see `start` and `fit`); the outcome with the device it ran on."""
+    trainer, n_train, device = start(backend, run, data, threads, log)
+    return {**fit(trainer, run, n_train, log, checkpoints), "device": device}
 
 
 def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = print,

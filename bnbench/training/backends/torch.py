@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from bnbench import BnbenchError
-from bnbench import bn as bnmap
-from bnbench import spec as specs
-from bnbench.training import SPLITS, batches, fit, prepare
+from bnbench.training import bn as bnmap
+from bnbench.training import spec as specs
+from bnbench.training.loop import EVAL_BATCH, SPLITS, batches
 
-EVAL_BATCH = 1024
+NAME = "PyTorch"
 
 
 def select_device(setting: str) -> torch.device:
@@ -102,7 +102,7 @@ def _copy(param: torch.Tensor, value: np.ndarray) -> None:
 
 def _module(layer, shape: tuple, weights) -> nn.Module:
     """The torch module for one spec entry; `shape` is the channels-last sample shape entering it.
-    Weights come in Keras layout (see bnbench.spec) and are transposed here."""
+    Weights come in Keras layout (see bnbench.training.spec) and are transposed here."""
     if isinstance(layer, specs.Dense):
         w, linear = next(weights), nn.Linear(shape[-1], layer.units, bias=layer.use_bias)
         _copy(linear.weight, w["kernel"].T)  # torch stores [out, in]
@@ -207,11 +207,12 @@ class FusedSGD:
 
 
 class Trainer:
-    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, weights: list | None = None):
+    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, device: torch.device | str = "cpu",
+                 weights: list | None = None):
         """`weights` (Keras layout) default to the run seed's spec.initial_weights."""
         layers = specs.build_spec(run["arch"], run["bn"], outputs)
         weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
-        self.device = select_device(run.get("device", "auto"))
+        self.device = torch.device(device)
         self.model = build_model(layers, shape, weights).to(self.device)
         opt = run["optimizer"]
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -271,13 +272,3 @@ class Trainer:
 def versions() -> dict:
     return {"torch": torch.__version__}
 
-
-def train(run: dict, data: dict, threads: int = 1, log=print, checkpoints=None) -> dict:
-    """Train one run (see training.fit). Takes ownership of `data`: its arrays move into the trainer
-    (the dict is emptied)."""
-    configure(threads, run["seed"])
-    shape, outputs = prepare(run, data)
-    n_train = len(data["x_train"])
-    trainer = Trainer(run, data, shape, outputs)
-    log(f"PyTorch trains on {trainer.device}")
-    return {**fit(trainer, run, n_train, log, checkpoints), "device": str(trainer.device)}

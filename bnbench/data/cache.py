@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bnbench import BnbenchError
-from bnbench.results import atomic_write
+from bnbench.files import atomic_write
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 

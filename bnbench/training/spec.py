@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnbench import BnbenchError
-from bnbench.bn import BNSettings
+from bnbench.training.bn import BNSettings
 
 
 @dataclass(frozen=True)

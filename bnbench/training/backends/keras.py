@@ -26,11 +26,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bnbench import BnbenchError  # noqa: E402
-from bnbench import bn as bnmap  # noqa: E402
-from bnbench import spec as specs  # noqa: E402
-from bnbench.training import SPLITS, fit, prepare  # noqa: E402
+from bnbench.training import bn as bnmap  # noqa: E402
+from bnbench.training import spec as specs  # noqa: E402
+from bnbench.training.loop import EVAL_BATCH, SPLITS  # noqa: E402
 
-EVAL_BATCH = 1024
+NAME = "Keras (TensorFlow)"
 
 
 def select_device(setting: str) -> str:
@@ -47,8 +47,11 @@ def select_device(setting: str) -> str:
 
 def configure(threads: int, seed: int) -> None:
     """Pin TF to the rule's threads and make every op deterministic."""
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # fixed once TF has run an op in this process (as torch's interop threads)
+        pass
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -112,8 +115,11 @@ def export_weights(model: keras.Sequential) -> list[dict]:
 
 
 class Trainer:
-    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, weights: list | None = None):
-        """`weights` (Keras layout) default to the run seed's spec.initial_weights."""
+    def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, device: str = "cpu",
+                 weights: list | None = None):
+        """`weights` (Keras layout) default to the run seed's spec.initial_weights. TensorFlow places
+        ops on `device` itself (select_device hid the GPU when it must not be used)."""
+        self.device = device
         layers = specs.build_spec(run["arch"], run["bn"], outputs)
         weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
         self.model = build_model(layers, shape, weights)
@@ -182,13 +188,3 @@ class Trainer:
 def versions() -> dict:
     return {"keras": keras.__version__, "tensorflow": tf.__version__}
 
-
-def train(run: dict, data: dict, threads: int = 1, log=print, checkpoints=None) -> dict:
-    """Train one run (see training.fit). Takes ownership of `data`: its arrays move into the trainer
-    (the dict is emptied)."""
-    device = select_device(run.get("device", "auto"))
-    configure(threads, run["seed"])
-    log(f"Keras (TensorFlow) trains on {device}")
-    shape, outputs = prepare(run, data)
-    n_train = len(data["x_train"])
-    return {**fit(Trainer(run, data, shape, outputs), run, n_train, log, checkpoints), "device": device}

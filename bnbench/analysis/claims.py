@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bnbench import stats
+from bnbench.analysis import stats
 
 HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not run"
 MISSED = 1e12  # a missed target, at its most pessimistic: later than any epoch

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class BNSettings:
+    """One BN layer's settings in Keras convention; these defaults are bnbench's (config.yaml's) defaults."""
+
     momentum: float = 0.99
     epsilon: float = 1e-3
     center: bool = True

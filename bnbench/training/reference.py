@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bnbench.training.bn import BNSettings
+
 
 def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and biased variance over all axes but the last (tf.nn.moments)."""
@@ -31,8 +33,8 @@ class BatchNorm:
     """One BN layer's state: gamma, beta, moving mean and variance (identity / 0 / 1 at the start)."""
 
     features: int
-    momentum: float = 0.99
-    epsilon: float = 1e-3
+    momentum: float = BNSettings.momentum
+    epsilon: float = BNSettings.epsilon
 
     def __post_init__(self):
         self.gamma, self.beta = np.ones(self.features), np.zeros(self.features)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from bnbench.results import GROUP_KEYS
 
 N_RESAMPLES = 10_000
 LEVEL = 0.95
-GROUP = ["dataset", "arch", "variant", "framework"]
 # Metric -> True when higher is better.
 METRICS = {
     "test_accuracy": True, "best_val_accuracy": True, "val_accuracy": True, "val_accuracy_auc": True,
@@ -39,6 +39,8 @@ def _percentiles(samples: np.ndarray, level: float = LEVEL) -> tuple[float, floa
 
 def iqm(values, axis=None):
     """Interquartile mean: the mean of the middle 50 % (25 % trimmed from each end)."""
+    from scipy import stats as sps  # here, not at the top: the Snakefile imports this module (via plots)
+
     return sps.trim_mean(values, 0.25, axis=axis)
 
 
@@ -76,6 +78,8 @@ def wilcoxon_p(differences) -> float:
         return float("nan")
     if not np.any(d):
         return 1.0
+    from scipy import stats as sps
+
     return float(sps.wilcoxon(d, zero_method="zsplit").pvalue)
 
 
@@ -103,11 +107,11 @@ def describe(values: np.ndarray, seed: int = 0) -> dict:
 def aggregate(summary: pd.DataFrame, metrics=None) -> pd.DataFrame:
     """stats.csv: one row per dataset x arch x variant x framework x metric."""
     rows = []
-    for key, group in summary.groupby(GROUP, sort=False):
+    for key, group in summary.groupby(list(GROUP_KEYS), sort=False):
         reached = group["epochs_to_target"].notna()
         for metric in metrics or METRICS:
             values = group[metric].dropna().to_numpy(float)
-            rows.append({**dict(zip(GROUP, key)), "metric": metric, "n_runs": len(group), "n": values.size,
+            rows.append({**dict(zip(GROUP_KEYS, key)), "metric": metric, "n_runs": len(group), "n": values.size,
                          "fraction_reached": reached.mean(), "n_diverged": int(group["diverged"].sum()),
                          **describe(values)})
     return pd.DataFrame(rows)

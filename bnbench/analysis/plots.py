@@ -1,21 +1,77 @@
-"""Seaborn figures of one dataset x arch, written as SVG (one function per figure)."""
+"""The figures of one dataset x arch, written as SVG, and the figure table (FIGURES) that the plots rule's
+outputs, the HTML report and Snakemake's --report all read.
+
+Adding a figure is one entry: a function decorated with @figure(category, caption) that takes a Panel
+and returns a matplotlib figure; its name is the figure's name.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from bnbench.analysis import stats
+from bnbench.files import atomic_write
 
-from bnbench import stats  # noqa: E402
-from bnbench.results import atomic_write  # noqa: E402
+
+def _lazy(name: str):
+    """Import `name` on first use: the Snakefile reads FIGURES at every start, and matplotlib with
+    seaborn costs it about a second (the recipe of importlib's documentation)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # no display: pyplot picks the file backend when it loads
+plt = _lazy("matplotlib.pyplot")
+sns = _lazy("seaborn")
 
 CI = dict(errorbar=("ci", 95), n_boot=1000, seed=0)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """What a figure of one dataset x arch draws from: its rows of the combined tables."""
+
+    dataset: str
+    arch: str
+    history: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    variants: list[str]  # in config order
+    epochs: int
+    target: float
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    draw: Callable[[Panel], object]
+    category: str  # the report section (Snakemake's --report category): Convergence, Accuracy, Frameworks
+    caption: str  # one or two sentences, shown under the figure in both reports
+
+
+FIGURES: dict[str, Figure] = {}  # in report order
+
+
+def figure(category: str, caption: str):
+    """Register the decorated function as a figure named after it."""
+    def register(draw: Callable[[Panel], object]):
+        FIGURES[draw.__name__] = Figure(draw.__name__, draw, category, caption)
+        return draw
+    return register
 
 
 def _save(fig, path: Path) -> None:
@@ -35,7 +91,7 @@ def learning_curves(history: pd.DataFrame, variants: list[str], column: str, lab
     return grid.figure
 
 
-def test_accuracy(summary: pd.DataFrame, variants: list[str]):
+def accuracy_per_seed(summary: pd.DataFrame, variants: list[str]):
     fig, ax = plt.subplots(figsize=(_width(variants), 4))
     common = dict(data=summary, x="variant", y="test_accuracy", hue="framework", order=variants, ax=ax)
     sns.stripplot(**common, dodge=True, alpha=0.45, size=4, legend=False)
@@ -47,7 +103,7 @@ def test_accuracy(summary: pd.DataFrame, variants: list[str]):
     return fig
 
 
-def epochs_to_target(summary: pd.DataFrame, variants: list[str], epochs: int, target: float):
+def epochs_to_target_spread(summary: pd.DataFrame, variants: list[str], epochs: int, target: float):
     """Runs that never reach the target are drawn as red crosses above a dashed line, not dropped."""
     frame = summary.assign(shown=stats.censored(summary, "epochs_to_target"))
     fig, ax = plt.subplots(figsize=(_width(variants), 4))
@@ -66,7 +122,7 @@ def epochs_to_target(summary: pd.DataFrame, variants: list[str], epochs: int, ta
     return fig
 
 
-def performance_profile(summary: pd.DataFrame, variants: list[str], epochs: int, target: float):
+def performance_profile_curves(summary: pd.DataFrame, variants: list[str], epochs: int, target: float):
     """Fraction of runs that have reached the target by epoch e (misses keep the curve below 1)."""
     rows = []
     for (variant, framework), group in summary.groupby(["variant", "framework"]):
@@ -124,25 +180,60 @@ def framework_agreement(summary: pd.DataFrame, variants: list[str]):
     return fig
 
 
-FIGURES = ("val_accuracy", "train_loss", "test_accuracy", "epochs_to_target", "performance_profile",
-           "improvement", "agreement")
+# --- the figure table: report order --------------------------------------------------------------
+
+@figure("Convergence", "Validation accuracy per epoch: mean over seeds with a 95 % bootstrap CI band, one line "
+                       "per variant, one panel per framework.")
+def val_accuracy(panel: Panel):
+    return learning_curves(panel.history, panel.variants, "val_accuracy", "validation accuracy")
+
+
+@figure("Convergence", "Training loss (first 10 000 training samples, evaluated in inference mode) per epoch: "
+                       "mean over seeds with a 95 % bootstrap CI band, one panel per framework.")
+def train_loss(panel: Panel):
+    return learning_curves(panel.history, panel.variants, "train_loss", "training loss")
+
+
+@figure("Convergence", "Epochs until validation accuracy first reaches the target; runs that never reach it "
+                       "are red crosses above the dashed line, not dropped.")
+def epochs_to_target(panel: Panel):
+    return epochs_to_target_spread(panel.summary, panel.variants, panel.epochs, panel.target)
+
+
+@figure("Convergence", "Share of runs whose validation accuracy has reached the target by each epoch (a curve "
+                       "that stays below 1 means some runs never got there).")
+def performance_profile(panel: Panel):
+    return performance_profile_curves(panel.summary, panel.variants, panel.epochs, panel.target)
+
+
+@figure("Accuracy", "Final test accuracy per variant and framework: one dot per seed, mean and 95 % bootstrap CI.")
+def test_accuracy(panel: Panel):
+    return accuracy_per_seed(panel.summary, panel.variants)
+
+
+@figure("Accuracy", "Probability that a variant beats the no-BN baseline on a random pair of runs (0.5 = no "
+                    "difference), per metric and framework, with 95 % stratified-bootstrap CIs.")
+def improvement(panel: Panel):
+    return improvement_forest(panel.comparisons, panel.variants)
+
+
+@figure("Frameworks", "Keras against PyTorch final test accuracy for the same variant and seed (same initial "
+                      "weights and batch order); points on the dashed line agree exactly.")
+def agreement(panel: Panel):
+    return framework_agreement(panel.summary, panel.variants)
+
+
+def figure_path(outdir: str | Path, name: str) -> Path:
+    return Path(outdir) / f"{name}.svg"
 
 
 def write_figures(history_path, summary_path, comparisons_path, dataset: str, arch: str, outdir) -> None:
+    """Every figure of FIGURES for one dataset x arch, as outdir/<name>.svg."""
     sns.set_theme(style="whitegrid", context="notebook")
     select = lambda frame: frame[(frame.dataset == dataset) & (frame.arch == arch)]  # noqa: E731
-    history, summary = select(pd.read_parquet(history_path)), select(pd.read_csv(summary_path))
-    comparisons = select(pd.read_csv(comparisons_path))
-    variants = list(dict.fromkeys(summary["variant"]))
-    epochs, target = int(summary["run.epochs"].max()), float(summary["target_accuracy"].iloc[0])
-    figures = {
-        "val_accuracy": lambda: learning_curves(history, variants, "val_accuracy", "validation accuracy"),
-        "train_loss": lambda: learning_curves(history, variants, "train_loss", "training loss"),
-        "test_accuracy": lambda: test_accuracy(summary, variants),
-        "epochs_to_target": lambda: epochs_to_target(summary, variants, epochs, target),
-        "performance_profile": lambda: performance_profile(summary, variants, epochs, target),
-        "improvement": lambda: improvement_forest(comparisons, variants),
-        "agreement": lambda: framework_agreement(summary, variants),
-    }
-    for name in FIGURES:
-        _save(figures[name](), Path(outdir) / f"{name}.svg")
+    summary = select(pd.read_csv(summary_path))
+    panel = Panel(dataset, arch, history=select(pd.read_parquet(history_path)), summary=summary,
+                  comparisons=select(pd.read_csv(comparisons_path)), variants=list(dict.fromkeys(summary["variant"])),
+                  epochs=int(summary["run.epochs"].max()), target=float(summary["run.target_accuracy"].iloc[0]))
+    for name, fig in FIGURES.items():
+        _save(fig.draw(panel), figure_path(outdir, name))

@@ -10,4 +10,4 @@ FRAMEWORKS = ("keras", "torch")
 def load(framework: str):
     if framework not in FRAMEWORKS:
         raise BnbenchError(f"unknown framework {framework!r}; use one of: {', '.join(FRAMEWORKS)}")
-    return import_module(f"bnbench.backends.{framework}_backend")
+    return import_module(f"bnbench.training.backends.{framework}")

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
-from bnbench import PACKAGE_ROOT, stats
-from bnbench.results import atomic_write
+from bnbench.analysis import stats
+from bnbench.analysis.plots import FIGURES
+from bnbench.files import atomic_write
 
-CAPTIONS = {
-    "val_accuracy": "Validation accuracy per epoch: mean over seeds with a 95 % bootstrap CI band, "
-                    "one line per variant, one panel per framework.",
-    "train_loss": "Training loss (first 10 000 training samples, inference mode) per epoch: mean and "
-                  "95 % CI band.",
-    "test_accuracy": "Final test accuracy per variant and framework: one dot per seed, mean and 95 % CI.",
-    "epochs_to_target": "Epochs until validation accuracy first reaches the target; runs that never "
-                        "reach it are red crosses above the dashed line.",
-    "performance_profile": "Share of runs that have reached the target by each epoch (a curve that "
-                           "stays below 1 means some runs never got there).",
-    "improvement": "Probability that a variant beats the no-BN baseline on a random pair of runs "
-                   "(0.5 = no difference), with 95 % stratified-bootstrap CIs.",
-    "agreement": "Keras against PyTorch final test accuracy for the same variant and seed (same initial "
-                 "weights and batches); points on the dashed line agree exactly.",
-}
-FIGURE_GROUPS = {"Convergence": ["val_accuracy", "train_loss", "epochs_to_target", "performance_profile"],
-                 "Accuracy": ["test_accuracy", "improvement"], "Frameworks": ["agreement"]}
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def _data_uri(path: Path) -> str:
@@ -117,23 +100,31 @@ def claims_table(claims: pd.DataFrame) -> list[dict]:
             for row in claims.to_dict("records")]
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical cores)"
+# summary.csv's provenance columns, as the report names them (singular, plural).
+PROVENANCE = {"provenance.host": ("host", "hosts"), "provenance.cpu": ("CPU", "CPUs"),
+              "provenance.device": ("device", "devices"), "provenance.commit": ("git commit", "commits"),
+              "provenance.code_hash": ("training code hash", "training code hashes")}
 
 
-def provenance(summary: pd.DataFrame, commit: str) -> dict:
-    versions = {c.removeprefix("versions."): ", ".join(sorted(summary[c].dropna().astype(str).unique()))
-                for c in summary.columns if c.startswith("versions.")}
-    devices = ", ".join(sorted(summary["device"].dropna().astype(str).unique())) if "device" in summary else "cpu"
-    return {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-            "machine": f"{platform.node()} · {platform.system()} {platform.release()}", "cpu": _cpu(),
-            "device": devices, "seeds": ", ".join(map(str, sorted(summary.seed.unique()))), "versions": versions}
+def _tally(values: pd.Series, plural: str) -> str:
+    """One value as it is; several as "3 hosts: a (10 runs), b (4 runs), c (2 runs)"."""
+    counts = values.fillna("unknown").astype(str).value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return f"{len(counts)} {plural}: " + ", ".join(f"{value} ({n} run{'s' * (n > 1)})" for value, n in counts.items())
+
+
+def provenance(summary: pd.DataFrame) -> dict:
+    """Where and by what code the runs were trained, from each run's own record; says so when runs differ."""
+    def column(name: str) -> pd.Series:
+        return summary[name] if name in summary else pd.Series(["unknown"] * len(summary))
+
+    versions = {c.removeprefix("provenance.versions."): _tally(summary[c], "versions")
+                for c in summary.columns if c.startswith("provenance.versions.")}
+    return {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "trained": [(singular, _tally(column(name), plural)) for name, (singular, plural) in PROVENANCE.items()],
+            "commit": _tally(column("provenance.commit"), "commits"),
+            "seeds": ", ".join(map(str, sorted(summary.seed.unique()))), "versions": versions}
 
 
 def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[dict]:
@@ -141,10 +132,12 @@ def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[di
     for (dataset, arch), group in summary.groupby(["dataset", "arch"], sort=False):
         here = lambda frame: frame[(frame.dataset == dataset) & (frame.arch == arch)]  # noqa: E731
         available = {f.stem: f for f in figures if f.parent.name == arch and f.parent.parent.name == dataset}
-        groups = [{"name": name, "figures": [{"name": n, "uri": _data_uri(available[n]), "caption": CAPTIONS[n]}
-                                             for n in names if n in available]}
-                  for name, names in FIGURE_GROUPS.items()]
-        sections.append({"dataset": dataset, "arch": arch, "target": group["target_accuracy"].iloc[0],
+        categories = dict.fromkeys(figure.category for figure in FIGURES.values())
+        groups = [{"name": category,
+                   "figures": [{"name": name, "uri": _data_uri(available[name]), "caption": figure.caption}
+                               for name, figure in FIGURES.items() if figure.category == category and name in available]}
+                  for category in categories]
+        sections.append({"dataset": dataset, "arch": arch, "target": group["run.target_accuracy"].iloc[0],
                          "epochs": int(group["run.epochs"].max()), "groups": groups,
                          "means": _html(means_table(here(stats_table))),
                          "versus": _html(comparisons_table(here(comparisons), "variant_vs_baseline")),
@@ -152,15 +145,15 @@ def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[di
     return sections
 
 
-def write_report(summary, stats, comparisons, claims, figures, config_json: str, commit: str, out) -> None:
+def write_report(summary, stats, comparisons, claims, figures, config_json: str, out) -> None:
     summary, stats_table = pd.read_csv(summary), pd.read_csv(stats)
     comparisons, claims = pd.read_csv(comparisons), pd.read_csv(claims)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE_ROOT / "templates"),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
         n_runs=len(summary), headline=headline(stats_table, summary), claims=claims_table(claims),
         sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures]),
-        provenance=provenance(summary, commit), config=json.dumps(json.loads(config_json), indent=2),
+        provenance=provenance(summary), config=json.dumps(json.loads(config_json), indent=2),
         n_diverged=int(summary["diverged"].sum()), diverged=diverged_table(summary), n_missed=int((~summary["reached_target"]).sum()),
     )
     atomic_write(Path(out), lambda handle: handle.write(html))
