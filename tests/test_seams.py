@@ -101,3 +101,24 @@ def test_report_says_when_runs_were_trained_on_different_hosts_and_commits():
     assert trained["git commit"] == "2 commits: abc (2 runs), def (1 run)"
     assert trained["CPU"] == "Xeon" and trained["device"] == "cpu"
     assert report_provenance(summary)["versions"] == {"torch": "2.13.0"}
+
+
+def test_framework_free_stages_import_no_framework():
+    """Data, the training plumbing around the backends, analysis and the CLI's shared modules import
+    neither TensorFlow nor torch (TF's import alone costs seconds); the Snakefile's imports stay light."""
+    import subprocess
+    import sys
+
+    from conftest import ENV, REPO
+
+    modules = ["bnbench.cli", "bnbench.config", "bnbench.data", "bnbench.data.cache", "bnbench.files",
+               "bnbench.provenance", "bnbench.results", "bnbench.training.spec", "bnbench.training.bn",
+               "bnbench.training.reference", "bnbench.training.loop", "bnbench.training.checkpoint",
+               "bnbench.training.job", "bnbench.analysis.metrics", "bnbench.analysis.stats",
+               "bnbench.analysis.claims", "bnbench.analysis.plots", "bnbench.analysis.report"]
+    code = (f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
+            "print(','.join(m for m in ('tensorflow', 'keras', 'torch', 'sklearn', 'seaborn', 'scipy.stats') "
+            "if m in sys.modules and type(sys.modules[m]).__name__ != '_LazyModule'))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"imported at module level: {proc.stdout.strip()}"

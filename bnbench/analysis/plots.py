@@ -223,6 +223,19 @@ def agreement(panel: Panel):
     return framework_agreement(panel.summary, panel.variants)
 
 
+def write_caption_files(folder: str | Path) -> dict[str, str]:
+    """Snakemake's --report reads a caption file (reStructuredText, rendered with Jinja2) per output:
+    one per figure of the table, rewritten only when its text changed. Returns name -> path."""
+    paths = {}
+    for name, fig in FIGURES.items():
+        path = Path(folder) / f"{name}.rst"
+        text = f"{{{{ snakemake.wildcards.dataset }}}} / {{{{ snakemake.wildcards.arch }}}}: {fig.caption}\n"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            atomic_write(path, lambda handle, text=text: handle.write(text))
+        paths[name] = str(path)
+    return paths
+
+
 def figure_path(outdir: str | Path, name: str) -> Path:
     return Path(outdir) / f"{name}.svg"
 

@@ -119,7 +119,7 @@ def provenance(summary: pd.DataFrame) -> dict:
     def column(name: str) -> pd.Series:
         return summary[name] if name in summary else pd.Series(["unknown"] * len(summary))
 
-    versions = {c.removeprefix("provenance.versions."): _tally(summary[c], "versions")
+    versions = {c.removeprefix("provenance.versions."): _tally(summary[c].dropna(), "versions")  # per framework
                 for c in summary.columns if c.startswith("provenance.versions.")}
     return {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "trained": [(singular, _tally(column(name), plural)) for name, (singular, plural) in PROVENANCE.items()],

@@ -2,13 +2,12 @@ import json
 import os
 import shlex
 import sys
-from pathlib import Path
 
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
-from bnbench.analysis.plots import FIGURES
+from bnbench.analysis.plots import FIGURES, write_caption_files
 from bnbench.config import ConfigError, dataset_params, job_resources, resolve_run, runs, validate_config
-from bnbench.files import atomic_write, unwritable
+from bnbench.files import unwritable
 from bnbench.provenance import RULE_CODE, code_hash
 
 # One clear line before any job runs, rather than failures hours in.
@@ -43,23 +42,15 @@ CLAIMS = os.path.join(workflow.basedir, "workflow", "claims.yaml")  # tutorial c
 # A param per rule: the hash of the code it runs (bnbench.provenance), so that a code change reruns
 # exactly the rules whose code changed.
 CODE = {rule: code_hash(rule) for rule in RULE_CODE}
-# Snakemake's --report reads a caption file per output: written here from the figure table.
-FIGURE_CAPTIONS = os.path.abspath(".snakemake/bnbench/captions")
-
-
-def figure_caption(name):
-    path = os.path.join(FIGURE_CAPTIONS, f"{name}.rst")
-    text = "{{ snakemake.wildcards.dataset }} / {{ snakemake.wildcards.arch }}: " + FIGURES[name].caption + "\n"
-    if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
-        atomic_write(Path(path), lambda handle: handle.write(text))
-    return path
+# Snakemake's --report reads a caption file per output: written from the figure table.
+FIGURE_CAPTIONS = write_caption_files(os.path.abspath(".snakemake/bnbench/captions"))
 
 
 def figure(name):
     """A figure output of the plots rule, registered for Snakemake's report."""
     return report(
         f"reports/figures/{{dataset}}/{{arch}}/{name}.svg",
-        caption=figure_caption(name),
+        caption=FIGURE_CAPTIONS[name],
         category=FIGURES[name].category,
         subcategory="{dataset} {arch}",
         labels={"dataset": "{dataset}", "arch": "{arch}", "figure": name.replace("_", " ")},
