@@ -135,19 +135,21 @@ def torch_dataloader_baseline(run: dict, data: dict, epochs: int) -> tuple[list[
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
+    from bnbench.training import bn
     from bnbench.training.backends import torch as torch_backend
 
     torch_backend.configure(THREADS, run["seed"])
     shape, outputs = prepare(run, data)
     n_in = int(np.prod(shape))
+    bn_kwargs = bn.torch_kwargs(bn.BNSettings())  # Keras' defaults (eps 1e-3, momentum 0.99) in torch terms
     if run["arch"] == "mlp3":  # Dense -> BN -> ReLU, as the tutorial writes it with nn.BatchNorm1d
         layers, width = [nn.Flatten()], n_in
         for units in (300, 200, 100):
-            layers += [nn.Linear(width, units), nn.BatchNorm1d(units, eps=1e-3, momentum=0.01), nn.ReLU()]
+            layers += [nn.Linear(width, units), nn.BatchNorm1d(units, **bn_kwargs), nn.ReLU()]
             width = units
         model = nn.Sequential(*layers, nn.Linear(width, outputs))
     else:  # circles: Dense -> ReLU -> BN
-        model = nn.Sequential(nn.Linear(n_in, 50), nn.ReLU(), nn.BatchNorm1d(50, eps=1e-3, momentum=0.01),
+        model = nn.Sequential(nn.Linear(n_in, 50), nn.ReLU(), nn.BatchNorm1d(50, **bn_kwargs),
                               nn.Linear(50, outputs))
     binary = outputs == 1
     y_train = torch.from_numpy(data["y_train"].astype(np.float32) if binary else data["y_train"])

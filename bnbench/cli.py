@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from bnbench import BnbenchError
 
@@ -60,26 +59,16 @@ def cmd_train(args) -> None:
 
 def cmd_combine(args) -> None:
     from bnbench import results
-    from bnbench.files import atomic_write
 
-    history, summary = results.combine(args.runs)
-    atomic_write(Path(args.history), lambda handle: history.to_parquet(handle, index=False), mode="wb")
-    atomic_write(Path(args.summary), lambda handle: summary.to_csv(handle, index=False))
-    log(f"combined {len(summary)} runs, {len(history)} epochs")
+    runs, epochs = results.write_tables(args.runs, args.history, args.summary)
+    log(f"combined {runs} runs, {epochs} epochs")
 
 
 def cmd_stats(args) -> None:
-    import pandas as pd
+    from bnbench.analysis.tables import write_statistics
 
-    from bnbench.analysis import claims, stats
-    from bnbench.files import atomic_write
-
-    summary = pd.read_csv(args.summary)
-    outputs = {args.stats: stats.aggregate(summary), args.comparisons: stats.comparisons(summary),
-               args.claims_out: claims.evaluate(summary, claims.load(args.claims))}
-    for path, table in outputs.items():
-        atomic_write(Path(path), lambda handle, table=table: table.to_csv(handle, index=False))
-    log(f"statistics of {len(summary)} runs written")
+    runs = write_statistics(args.summary, args.claims, args.stats, args.comparisons, args.claims_out)
+    log(f"statistics of {runs} runs written")
 
 
 def cmd_plots(args) -> None:

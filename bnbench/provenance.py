@@ -9,6 +9,7 @@ reruns training jobs, and editing plots.py reruns only the plots and report jobs
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import os
 import platform
@@ -18,16 +19,20 @@ from pathlib import Path
 from bnbench import PACKAGE_ROOT, PROJECT_ROOT
 
 # What each rule runs: its entry modules (their imports of bnbench modules are followed, at any depth)
-# and data files they read. The CLI (argument parsing) is left out on purpose: a new option elsewhere
-# must not rerun hours of training. Backends are listed because they are imported by name at run time.
+# and data folders they read; {dataset} is the job's dataset, so a change to one dataset's module reruns
+# that dataset's jobs only. Backends and dataset modules are listed because they are imported by name.
+# Left out on purpose: the CLI (argument parsing; a new option must not rerun hours of training) and this
+# module (it records where results were made, it does not make them).
 RULE_CODE = {
-    "dataset": ("bnbench.data", "bnbench.data.cache"),
-    "train": ("bnbench.training.job", "bnbench.training.backends.keras", "bnbench.training.backends.torch"),
+    "dataset": ("bnbench.data.cache", "bnbench.data.{dataset}"),
+    "train": ("bnbench.training.job", "bnbench.training.backends.keras", "bnbench.training.backends.torch",
+              "bnbench.data.{dataset}"),
     "combine": ("bnbench.results",),
-    "stats": ("bnbench.analysis.stats", "bnbench.analysis.claims"),
+    "stats": ("bnbench.analysis.tables",),
     "plots": ("bnbench.analysis.plots",),
     "report": ("bnbench.analysis.report", "analysis/templates"),
 }
+NOT_HASHED = {"bnbench.cli", "bnbench.provenance"}
 
 
 def _module_file(name: str) -> Path | None:
@@ -57,7 +62,7 @@ def code_files(entries: tuple[str, ...]) -> list[Path]:
     files, seen, todo = set(), set(), list(entries)
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or name in NOT_HASHED:
             continue
         seen.add(name)
         if "/" in name:  # a data folder
@@ -71,10 +76,11 @@ def code_files(entries: tuple[str, ...]) -> list[Path]:
     return sorted(files)
 
 
-def code_hash(rule: str) -> str:
-    """SHA-256 (first 16 hex digits) over the paths and contents of the code `rule` runs."""
+@functools.cache
+def code_hash(rule: str, dataset: str = "") -> str:
+    """SHA-256 (first 16 hex digits) over the paths and contents of the code `rule` runs (for `dataset`)."""
     digest = hashlib.sha256()
-    for path in code_files(RULE_CODE[rule]):
+    for path in code_files(tuple(entry.format(dataset=dataset) for entry in RULE_CODE[rule])):
         digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -104,8 +110,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def collect(rule: str, device: str, threads: int, versions: dict) -> dict:
-    """The provenance block of one result (summary.json's `provenance`); `versions`: the framework's."""
+def collect(code: str, device: str, threads: int, versions: dict) -> dict:
+    """The provenance block of one result (summary.json's `provenance`); `code`: the hash of the code that
+    made it (code_hash); `versions`: the framework's."""
     import numpy as np
 
     from bnbench import __version__
@@ -113,4 +120,4 @@ def collect(rule: str, device: str, threads: int, versions: dict) -> dict:
     versions = {"bnbench": __version__, "python": platform.python_version(), "numpy": np.__version__, **versions}
     return {"host": platform.node(), "cpu": cpu_model(), "logical_cores": os.cpu_count(), "device": device,
             "threads": threads, "versions": versions,
-            "commit": git_commit(), "code_hash": code_hash(rule)}
+            "commit": git_commit(), "code_hash": code}

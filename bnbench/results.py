@@ -53,6 +53,14 @@ def write_summary(path: str | Path, summary: dict) -> None:
     atomic_write(Path(path), lambda handle: json.dump(summary, handle, indent=2, sort_keys=True))
 
 
+def write_tables(run_dirs: list[str | Path], history_path: str | Path, summary_path: str | Path) -> tuple[int, int]:
+    """The combine rule: history.parquet and summary.csv of the runs in `run_dirs`; (runs, epochs)."""
+    history, summary = combine(run_dirs)
+    atomic_write(Path(history_path), lambda handle: history.to_parquet(handle, index=False), mode="wb")
+    atomic_write(Path(summary_path), lambda handle: summary.to_csv(handle, index=False))
+    return len(summary), len(history)
+
+
 def combine(run_dirs: list[str | Path]):
     """(history, summary) DataFrames: one row per epoch, one row per run (nested keys flattened with
     dots: run.epochs, provenance.host, ...), the run keys first."""

@@ -67,7 +67,7 @@ def test_backend_trains_three_epochs_and_writes_the_contract(tmp_path, circles_n
     assert "epoch 3/3" in log  # per-epoch progress in the job log
     provenance = summary["provenance"]
     assert provenance.keys() == PROVENANCE_KEYS and provenance["device"] == "cpu" and "trains on cpu" in log
-    assert provenance["threads"] == 1 and provenance["code_hash"] == code_hash("train")
+    assert provenance["threads"] == 1 and provenance["code_hash"] == code_hash("train", "circles")
     assert provenance["cpu"] and provenance["host"] and provenance["versions"][{"keras": "keras", "torch": "torch"}[framework]]
     # Import discipline: a job imports its own framework only and no plotting library (not even the
     # matplotlib Keras would load on its own).

@@ -2,7 +2,6 @@ import copy
 import re
 
 import pytest
-import yaml
 
 from bnbench.config import ConfigError, load_config, load_schema, resolve_run, runs, validate_config
 from conftest import REPO, TINY_CONFIG, snakemake, write_config

@@ -1,6 +1,8 @@
 import numpy as np
 from sklearn.datasets import make_circles
 
+from bnbench import data
+from bnbench.config import load_schema
 from bnbench.data import cache, circles
 
 
@@ -28,3 +30,16 @@ def test_npz_roundtrip_and_no_temp_left(tmp_path):
     for key, value in data.items():
         np.testing.assert_array_equal(loaded[key], value)
     assert [p.name for p in path.parent.iterdir()] == ["circles.npz"]
+
+
+def test_dataset_registry_and_config_schema_agree():
+    """Every dataset of the schema is in the registry and back, and every data key of its config reaches
+    its make() (bnbench.config.dataset_params passes only make's parameters: a key make lacks would be
+    silently dropped)."""
+    schema = load_schema()["properties"]["datasets"]["properties"]
+    assert set(schema) == set(data.DATASETS)
+    training_keys = {"archs", "epochs", "batch_size", "optimizer", "target_accuracy", "seeds", "variants", "skip"}
+    for name, entry in schema.items():
+        data_keys = set(entry["properties"]) - training_keys
+        assert data_keys and data_keys <= set(data.params(name)), (name, data_keys - set(data.params(name)))
+        assert data.training_size(name, {key: entry["properties"][key].get("default") for key in data_keys}) > 0

@@ -73,22 +73,30 @@ def test_a_code_change_reruns_exactly_the_rules_that_run_that_code(tmp_path):
         "train": 4, "combine": 1, "stats": 1, "plots": 1, "report": 1, "all": 1}
     assert after_editing("bnbench/data/circles.py") == {
         "dataset": 1, "train": 4, "combine": 1, "stats": 1, "plots": 1, "report": 1, "all": 1}
+    assert after_editing("bnbench/data/fashion_mnist.py") == {}  # another dataset's code
+    assert after_editing("bnbench/analysis/stats.py") == {"stats": 1, "plots": 1, "report": 1, "all": 1}
     assert after_editing("bnbench/analysis/plots.py") == {"plots": 1, "report": 1, "all": 1}
     assert after_editing("bnbench/analysis/report.py") == {"report": 1, "all": 1}
     assert after_editing("bnbench/cli.py") == {}  # argument parsing decides no result
+    assert after_editing("bnbench/provenance.py") == {}  # records where results were made
     assert jobs_to_run(snakemake(workdir, "--cores", "1", "-n", project=project)) == {}
 
 
 def test_code_hashes_cover_the_code_each_rule_runs():
-    files = {rule: {p.relative_to(provenance.PACKAGE_ROOT).as_posix() for p in provenance.code_files(entries)}
-             for rule, entries in provenance.RULE_CODE.items()}
+    def files(rule, dataset="circles"):
+        entries = tuple(entry.format(dataset=dataset) for entry in provenance.RULE_CODE[rule])
+        return {p.relative_to(provenance.PACKAGE_ROOT).as_posix() for p in provenance.code_files(entries)}
+
+    files = {rule: files(rule) for rule in provenance.RULE_CODE} | {"train fashion": files("train", "fashion_mnist")}
     assert {"training/loop.py", "training/backends/torch.py", "training/backends/keras.py", "training/bn.py",
-            "data/circles.py", "data/fashion_mnist.py", "results.py", "analysis/metrics.py"} <= files["train"]
+            "training/job.py", "data/circles.py", "results.py", "analysis/metrics.py"} <= files["train"]
+    assert "data/fashion_mnist.py" not in files["train"] and "data/fashion_mnist.py" in files["train fashion"]
+    assert provenance.code_hash("train", "circles") != provenance.code_hash("train", "fashion_mnist")
     assert not any(name.startswith("analysis/") and name != "analysis/metrics.py" and name != "analysis/__init__.py"
                    for name in files["train"])
     assert "analysis/plots.py" in files["report"] and "analysis/templates/report.html.j2" in files["report"]
     assert "analysis/plots.py" not in files["stats"] | files["combine"]
-    assert all("cli.py" not in names for names in files.values())
+    assert all("cli.py" not in names and "provenance.py" not in names for names in files.values())
 
 
 def test_report_says_when_runs_were_trained_on_different_hosts_and_commits():

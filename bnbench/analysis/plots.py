@@ -8,7 +8,6 @@ and returns a matplotlib figure; its name is the figure's name.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ def _lazy(name: str):
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ImportError(f"{name} is not installed; install requirements.txt (make setup)")
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -34,7 +35,6 @@ def _lazy(name: str):
     return module
 
 
-os.environ.setdefault("MPLBACKEND", "Agg")  # no display: pyplot picks the file backend when it loads
 plt = _lazy("matplotlib.pyplot")
 sns = _lazy("seaborn")
 
@@ -242,6 +242,7 @@ def figure_path(outdir: str | Path, name: str) -> Path:
 
 def write_figures(history_path, summary_path, comparisons_path, dataset: str, arch: str, outdir) -> None:
     """Every figure of FIGURES for one dataset x arch, as outdir/<name>.svg."""
+    plt.switch_backend("Agg")  # files only, whatever the user's MPLBACKEND (compute nodes have no display)
     sns.set_theme(style="whitegrid", context="notebook")
     select = lambda frame: frame[(frame.dataset == dataset) & (frame.arch == arch)]  # noqa: E731
     summary = select(pd.read_csv(summary_path))

@@ -123,7 +123,7 @@ def provenance(summary: pd.DataFrame) -> dict:
                 for c in summary.columns if c.startswith("provenance.versions.")}
     return {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "trained": [(singular, _tally(column(name), plural)) for name, (singular, plural) in PROVENANCE.items()],
-            "commit": _tally(column("provenance.commit"), "commits"),
+            "commit": _tally(column("provenance.commit"), "commits").split(":")[0],  # the header's short form
             "seeds": ", ".join(map(str, sorted(summary.seed.unique()))), "versions": versions}
 
 
@@ -145,8 +145,15 @@ def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[di
     return sections
 
 
+def read_summary(path) -> pd.DataFrame:
+    """summary.csv with the provenance columns as text (a version 2.20 or an all-digit hash stays as written)."""
+    text = [c for c in pd.read_csv(path, nrows=0).columns
+            if c.startswith("provenance.") and c not in ("provenance.threads", "provenance.logical_cores")]
+    return pd.read_csv(path, dtype=dict.fromkeys(text, str))
+
+
 def write_report(summary, stats, comparisons, claims, figures, config_json: str, out) -> None:
-    summary, stats_table = pd.read_csv(summary), pd.read_csv(stats)
+    summary, stats_table = read_summary(summary), pd.read_csv(stats)
     comparisons, claims = pd.read_csv(comparisons), pd.read_csv(claims)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))

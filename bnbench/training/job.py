@@ -29,12 +29,13 @@ def check_run(run: dict) -> None:
             raise BnbenchError(f"--run {key} {run[key]!r} is not a whole number >= {minimum}; write it unquoted")
 
 
-def checkpoint_identity(run: dict, data_path: str | Path, threads: int, backend) -> dict:
-    """What a run's results depend on: a checkpoint resumes only a run that matches in all of it."""
+def checkpoint_identity(run: dict, data_path: str | Path, threads: int, backend, code: str) -> dict:
+    """What a run's results depend on: a checkpoint resumes only a run that matches in all of it
+    (settings, the data itself, threads, versions and the training code)."""
     with open(data_path, "rb") as handle:  # the data itself: its settings never reach the train job
         data = hashlib.file_digest(handle, "sha256").hexdigest()
     return {"run": run, "data_sha256": data, "threads": threads, "bnbench": __version__,
-            "versions": backend.versions()}
+            "versions": backend.versions(), "code_hash": code}
 
 
 def run_job(run: dict, data_path: str | Path, history_path: str | Path, summary_path: str | Path,
@@ -47,11 +48,12 @@ def run_job(run: dict, data_path: str | Path, history_path: str | Path, summary_
     backend = backends.load(run["framework"])
     data = cache.load(data_path)
     log(f"training {results.run_name(run)} for {run['epochs']} epochs on {threads} thread(s)")
+    code = provenance.code_hash("train", run["dataset"])
     checkpoints = Checkpoints(Path(checkpoint_path), checkpoint_every,
-                              checkpoint_identity(run, data_path, threads, backend), log) if checkpoint_path else None
+                              checkpoint_identity(run, data_path, threads, backend, code), log) if checkpoint_path else None
     outcome = train(backend, run, data, threads=threads, log=log, checkpoints=checkpoints)
-    summary = results.summary_record(run, outcome,
-                                     provenance.collect("train", outcome["device"], threads, backend.versions()))
+    summary = results.summary_record(run, outcome, provenance.collect(code, outcome["device"], threads,
+                                                                      backend.versions()))
     results.write_history(history_path, run, outcome["history"])
     results.write_summary(summary_path, summary)
     if checkpoints:  # the outputs are complete: nothing left to resume

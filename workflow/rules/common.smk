@@ -8,7 +8,7 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedi
 from bnbench.analysis.plots import FIGURES, write_caption_files
 from bnbench.config import ConfigError, dataset_params, job_resources, resolve_run, runs, validate_config
 from bnbench.files import unwritable
-from bnbench.provenance import RULE_CODE, code_hash
+from bnbench.provenance import code_hash
 
 # One clear line before any job runs, rather than failures hours in.
 try:
@@ -39,9 +39,14 @@ RUNS = runs(config)
 DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
 REPORT_CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
 CLAIMS = os.path.join(workflow.basedir, "workflow", "claims.yaml")  # tutorial claims, as data
-# A param per rule: the hash of the code it runs (bnbench.provenance), so that a code change reruns
-# exactly the rules whose code changed.
-CODE = {rule: code_hash(rule) for rule in RULE_CODE}
+
+
+def code(rule):
+    """A param: the hash of the code `rule` runs (bnbench.provenance), so that a code change reruns
+    exactly the jobs whose code changed."""
+    return lambda wildcards: code_hash(rule, wildcards.get("dataset", ""))
+
+
 # Snakemake's --report reads a caption file per output: written from the figure table.
 FIGURE_CAPTIONS = write_caption_files(os.path.abspath(".snakemake/bnbench/captions"))
 

@@ -3,7 +3,7 @@ rule dataset:
         "resources/data/{dataset}.npz",
     params:
         settings=data_settings,
-        code=CODE["dataset"],
+        code=code("dataset"),
     log:
         "logs/data/{dataset}.log",
     conda:

@@ -7,7 +7,7 @@ rule combine:
         summary=table("results/summary.csv", "summary", "runs"),
     params:
         runs=run_dirs(),
-        code=CODE["combine"],
+        code=code("combine"),
     log:
         "logs/combine.log",
     conda:
@@ -26,7 +26,7 @@ rule stats:
         comparisons=table("results/comparisons.csv", "comparisons", "comparisons"),
         claims=table("results/claims.csv", "claims", "tutorial claims"),
     params:
-        code=CODE["stats"],
+        code=code("stats"),
     log:
         "logs/stats.log",
     conda:
@@ -46,7 +46,7 @@ rule plots:
         **{name: figure(name) for name in FIGURES},
     params:
         outdir=lambda wildcards: f"reports/figures/{wildcards.dataset}/{wildcards.arch}",
-        code=CODE["plots"],
+        code=code("plots"),
     log:
         "logs/plots/{dataset}/{arch}.log",
     conda:
@@ -74,7 +74,7 @@ rule report:
     params:
         # The experiment as run; how often checkpoints were written changes no result.
         config=json.dumps({k: v for k, v in config.items() if k != "checkpoint_every"}, sort_keys=True),
-        code=CODE["report"],
+        code=code("report"),
     log:
         "logs/report.log",
     conda:

@@ -6,7 +6,7 @@ rule train:
         summary=f"{RUN_DIR}/summary.json",
     params:
         run=run_settings,
-        code=CODE["train"],
+        code=code("train"),
         # Not an output: Snakemake must not delete it when a killed job is rerun.
         checkpoint=f"{RUN_DIR}/checkpoint.npz",
     log:

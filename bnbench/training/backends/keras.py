@@ -42,7 +42,7 @@ def select_device(setting: str) -> str:
                            "CUDA support); set device: auto or cpu, or install a CUDA build of TensorFlow")
     if setting == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
-    return "cuda:0" if gpus and setting != "cpu" else "cpu"
+    return "cuda" if gpus and setting != "cpu" else "cpu"  # named as torch names it
 
 
 def configure(threads: int, seed: int) -> None:

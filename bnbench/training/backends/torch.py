@@ -6,6 +6,8 @@ channels-last first, so the Dense weights after it have the same layout in both 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch import nn
@@ -35,6 +37,8 @@ def configure(threads: int, seed: int) -> None:
     except RuntimeError:  # already fixed once parallel work has run in this process
         pass
     torch.manual_seed(seed)
+    # Deterministic cuBLAS needs a fixed workspace (else its first matrix product on a GPU raises).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # torch.use_deterministic_algorithms(True) without its first line, which imports torch._inductor
     # (1.2 s of a 3.4 s circles job) to configure torch.compile, which bnbench does not use.
     torch._C._set_deterministic_algorithms(True)
