@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-from bnbench import reference, spec
-from bnbench.backends import keras_backend, torch_backend
-from bnbench.bn import BNSettings
-from bnbench.training import prepare
+from bnbench.training import reference, spec
+from bnbench.training.backends import keras as keras_backend, torch as torch_backend
+from bnbench.training.bn import BNSettings
+from bnbench.training.loop import prepare
 from conftest import REPO, record_parity
 
 # What BN sees for each placement the schema allows: pre-activations, ReLU outputs (about half zeros),
