@@ -33,7 +33,7 @@ def summary_record(run: dict, outcome: dict, provenance: dict) -> dict:
         "run": {key: value for key, value in run.items() if key not in RUN_KEYS},
         **{key: last[key] for key in FINAL_METRICS},
         "test_loss": outcome["test_loss"], "test_accuracy": outcome["test_accuracy"],
-        **run_metrics(history, run["target_accuracy"], run["epochs"]),
+        **run_metrics(history, run["target_accuracy"], run["epochs"], outcome["diverged"]),
         "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
         "provenance": provenance,
     }

@@ -57,6 +57,9 @@ def test_backend_trains_three_epochs_and_writes_the_contract(tmp_path, circles_n
     assert {r["framework"] for r in rows} == {framework} and {r["variant"] for r in rows} == {"bn_after"}
     for row in rows:
         assert 0 <= float(row["train_accuracy"]) <= 1 and float(row["train_loss"]) > 0
+        for column in ("train_accuracy", "val_accuracy"):  # correct predictions counted as integers:
+            correct = float(row[column]) * 500  # an exact fraction of circles' 500 samples per split
+            assert abs(correct - round(correct)) < 1e-9, (column, row[column])
         assert float(row["epoch_seconds"]) > 0
     assert SUMMARY_KEYS <= set(summary)
     assert {**summary["run"], **{k: summary[k] for k in RUN_KEYS}} == run  # each key once

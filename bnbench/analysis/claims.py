@@ -22,8 +22,8 @@ def _range_claim(runs: pd.DataFrame, claim: dict) -> tuple[float, float, float, 
         return np.nan, np.nan, np.nan, NO_DATA
     optimistic = stats.censored(runs, claim["metric"]).to_numpy(float)
     pessimistic = np.where(np.isnan(runs[claim["metric"]].to_numpy(float)), MISSED, optimistic)
-    low, high = stats.bootstrap_ci(optimistic)
-    if verdict_range(*stats.bootstrap_ci(pessimistic), claim["range"]) == HOLDS:
+    low, high = stats.mean_ci(optimistic)
+    if verdict_range(*stats.mean_ci(pessimistic), claim["range"]) == HOLDS:
         verdict = HOLDS
     else:
         verdict = FAILS if verdict_range(low, high, claim["range"]) == FAILS else INCONCLUSIVE

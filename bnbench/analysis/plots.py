@@ -38,7 +38,7 @@ def _lazy(name: str):
 plt = _lazy("matplotlib.pyplot")
 sns = _lazy("seaborn")
 
-CI = dict(errorbar=("ci", 95), n_boot=1000, seed=0)
+CI = dict(errorbar=lambda values: stats.mean_ci(values))  # the report's interval (Student t)
 
 
 @dataclass(frozen=True)
@@ -182,14 +182,14 @@ def framework_agreement(summary: pd.DataFrame, variants: list[str]):
 
 # --- the figure table: report order --------------------------------------------------------------
 
-@figure("Convergence", "Validation accuracy per epoch: mean over seeds with a 95 % bootstrap CI band, one line "
+@figure("Convergence", "Validation accuracy per epoch: mean over seeds with a 95 % CI band, one line "
                        "per variant, one panel per framework.")
 def val_accuracy(panel: Panel):
     return learning_curves(panel.history, panel.variants, "val_accuracy", "validation accuracy")
 
 
 @figure("Convergence", "Training loss (first 10 000 training samples, evaluated in inference mode) per epoch: "
-                       "mean over seeds with a 95 % bootstrap CI band, one panel per framework.")
+                       "mean over seeds with a 95 % CI band, one panel per framework.")
 def train_loss(panel: Panel):
     return learning_curves(panel.history, panel.variants, "train_loss", "training loss")
 
@@ -206,7 +206,7 @@ def performance_profile(panel: Panel):
     return performance_profile_curves(panel.summary, panel.variants, panel.epochs, panel.target)
 
 
-@figure("Accuracy", "Final test accuracy per variant and framework: one dot per seed, mean and 95 % bootstrap CI.")
+@figure("Accuracy", "Final test accuracy per variant and framework: one dot per seed, mean and 95 % CI.")
 def test_accuracy(panel: Panel):
     return accuracy_per_seed(panel.summary, panel.variants)
 

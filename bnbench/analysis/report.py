@@ -89,7 +89,7 @@ def headline(stats_table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         reaching = runs[runs.variant.isin(runs.loc[runs.reached_target, "variant"])]
         speed = (reaching.assign(epochs=stats.censored(reaching, "epochs_to_target"))
                  .groupby("variant")["epochs"].agg(["mean", list]).sort_values("mean").iloc[0])
-        low, high = stats.bootstrap_ci(speed["list"])
+        low, high = stats.mean_ci(speed["list"])
         lines.append(line + f"fastest to target <b>{speed.name}</b> ({_fmt(speed['mean'], low, high, 1)} "
                      f"epochs, misses counted as epochs + 1)")
     return lines

@@ -44,6 +44,24 @@ def iqm(values, axis=None):
     return sps.trim_mean(values, 0.25, axis=axis)
 
 
+def mean_ci(values, level: float = LEVEL) -> tuple[float, float]:
+    """Student-t interval of the mean: the CI bnbench reports for every mean and mean difference.
+
+    Chosen by a coverage simulation (tests/test_stats.py): at n = 5 and 10 it covers the true mean 95 %
+    of the time on normal data and 93-94 % on skew-normal (alpha 4) data, where the percentile bootstrap
+    covers about 84 % at n = 5. On lognormal (sigma 0.5) data it covers about 91-92 %. With one value the
+    interval is undefined (NaN); with all values equal it is that value.
+    """
+    from scipy import stats as sps
+
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    mean, sd = values.mean(), values.std(ddof=1)
+    half = sps.t.ppf(0.5 + level / 2, values.size - 1) * sd / np.sqrt(values.size)
+    return float(mean - half), float(mean + half)
+
+
 def bootstrap_ci(values, statistic=np.mean, n_resamples: int = N_RESAMPLES, seed: int = 0,
                  level: float = LEVEL) -> tuple[float, float]:
     """Percentile bootstrap CI of `statistic` (called with axis=1 on a resample matrix)."""
@@ -98,10 +116,10 @@ def describe(values: np.ndarray, seed: int = 0) -> dict:
     if values.size == 0:
         return {"mean": np.nan, "std": np.nan, "median": np.nan, "iqm": np.nan,
                 "mean_ci_low": np.nan, "mean_ci_high": np.nan, "iqm_ci_low": np.nan, "iqm_ci_high": np.nan}
-    mean_ci, iqm_ci = bootstrap_ci(values, seed=seed), bootstrap_ci(values, statistic=iqm, seed=seed)
+    mean_ci_, iqm_ci = mean_ci(values), bootstrap_ci(values, statistic=iqm, seed=seed)
     return {"mean": values.mean(), "std": values.std(ddof=1) if values.size > 1 else np.nan,
             "median": float(np.median(values)), "iqm": float(iqm(values)),
-            "mean_ci_low": mean_ci[0], "mean_ci_high": mean_ci[1], "iqm_ci_low": iqm_ci[0], "iqm_ci_high": iqm_ci[1]}
+            "mean_ci_low": mean_ci_[0], "mean_ci_high": mean_ci_[1], "iqm_ci_low": iqm_ci[0], "iqm_ci_high": iqm_ci[1]}
 
 
 def aggregate(summary: pd.DataFrame, metrics=None) -> pd.DataFrame:
@@ -133,7 +151,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, seed: int = 0) -> dic
     finite = diff[np.isfinite(diff)].to_numpy(float)
     sign = 1 if METRICS[metric] else -1
     better_a, better_b = sign * pairs["value_a"].to_numpy(float), sign * pairs["value_b"].to_numpy(float)
-    low, high = bootstrap_ci(finite, seed=seed)
+    low, high = mean_ci(finite)
     poi_low, poi_high = probability_of_improvement_ci(better_a, better_b, seed=seed)
     return {"metric": metric, "n_pairs": len(pairs), "mean_difference": finite.mean() if finite.size else np.nan,
             "difference_ci_low": low, "difference_ci_high": high,

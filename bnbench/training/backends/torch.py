@@ -270,7 +270,7 @@ class Trainer:
         logits = torch.cat([self.model(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
         predicted = (logits[:, 0] > 0) if self.binary else logits.argmax(dim=1)
         labels = (y > 0.5) if self.binary else y
-        return float(self._loss(logits, y)), float((predicted == labels).float().mean())
+        return float(self._loss(logits, y)), int((predicted == labels).sum()) / len(labels)  # an exact fraction
 
 
 def versions() -> dict:
