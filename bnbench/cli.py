@@ -67,7 +67,8 @@ def cmd_combine(args) -> None:
 def cmd_stats(args) -> None:
     from bnbench.analysis.tables import write_statistics
 
-    runs = write_statistics(args.summary, args.claims, args.stats, args.comparisons, args.claims_out)
+    runs = write_statistics(args.summary, args.claims, args.stats, args.comparisons, args.claims_out,
+                            margins=args.settings.get("equivalence_margins"), min_pairs=args.settings.get("min_pairs", 5))
     log(f"statistics of {runs} runs written")
 
 
@@ -125,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--stats", required=True, help="output: per-group statistics csv")
     stats.add_argument("--comparisons", required=True, help="output: paired comparisons csv")
     stats.add_argument("--claims-out", required=True, help="output: claims table csv")
+    stats.add_argument("--settings", type=json_object, default={},
+                       help='statistics settings as JSON: {"equivalence_margins": {...}, "min_pairs": 5}')
     stats.set_defaults(func=cmd_stats)
 
     plots = sub.add_parser("plots", help="render the figures of one dataset x arch")

@@ -111,56 +111,105 @@ def test_comparisons_pair_by_seed_and_cover_frameworks():
     assert agreement.loc["bn_after", "mean_difference"] == pytest.approx(-0.01 / 3)
 
 
-@pytest.mark.parametrize("low, high, verdict", [(0.84, 0.85, claims.HOLDS), (0.80, 0.82, claims.FAILS),
-                                                (0.83, 0.85, claims.INCONCLUSIVE), (np.nan, np.nan, claims.NO_DATA)])
-def test_range_verdict(low, high, verdict):
-    assert claims.verdict_range(low, high, (0.836, 0.856)) == verdict
+CLAIM = {"id": "x", "source": "s", "claim": "c", "dataset": "circles", "arch": "mlp", "variant": "none"}
 
 
-@pytest.mark.parametrize("low, high, direction, verdict", [
-    (-0.02, -0.01, "less", claims.HOLDS), (0.01, 0.02, "less", claims.FAILS),
-    (-0.01, 0.01, "less", claims.INCONCLUSIVE), (0.01, 0.02, "greater", claims.HOLDS),
-    (-0.02, -0.01, "greater", claims.FAILS)])
-def test_compare_verdict(low, high, direction, verdict):
-    assert claims.verdict_compare(low, high, direction) == verdict
+def test_one_sided_and_tost_p_values_match_scipy():
+    from scipy import stats as sps
+
+    values = np.array([0.004, 0.012, -0.003, 0.008, 0.006, 0.001])
+    assert claims.one_sided_p(values, 0.0, above=True) == pytest.approx(
+        sps.ttest_1samp(values, 0.0, alternative="greater").pvalue, rel=1e-10)
+    upper = sps.ttest_1samp(values, 0.01, alternative="less").pvalue
+    lower = sps.ttest_1samp(values, -0.01, alternative="greater").pvalue
+    assert claims.tost_p(values, -0.01, 0.01) == pytest.approx(max(upper, lower), rel=1e-10)
 
 
-def test_claims_table_from_runs(tmp_path):
-    frame = pd.concat([runs("none", "keras", [0.846] * 5), runs("bn_before", "keras", [0.80, 0.81, 0.80, 0.81, 0.80])])
+def test_holm_levels_by_hand():
+    # sorted p: 0.001 <= 0.05/4 passes, 0.004 <= 0.05/3 passes, 0.03 > 0.05/2 fails, so 0.04 fails too
+    assert claims.holm([0.04, 0.001, 0.03, 0.004]) == pytest.approx([0.0, 0.0125, 0.0, 0.05 / 3])
+    assert claims.holm([0.03, 0.001, 0.012, 0.004]) == pytest.approx([0.05, 0.0125, 0.025, 0.05 / 3])
+
+
+def test_prediction_interval_percentile_and_seeds_needed_by_hand():
+    from scipy import stats as sps
+
+    values = np.array([0.80, 0.82, 0.84, 0.86, 0.88])
+    low, high = claims.prediction_interval(values)
+    half = sps.t.ppf(0.975, 4) * values.std(ddof=1) * np.sqrt(1 + 1 / 5)
+    assert (low, high) == pytest.approx((0.84 - half, 0.84 + half))
+    assert claims.percentile(values, 0.84) == pytest.approx(50.0) and claims.percentile(values, 0.79) == 0.0
+    # ((z_0.95 + z_0.8) * sd / effect)^2 = ((1.6449 + 0.8416) * 0.02 / 0.01)^2 = 24.7 -> 25
+    assert claims.seeds_needed(0.01, 0.02, 0.0, 0.05) == 25
+    assert claims.seeds_needed(0.0, 0.02, 0.0, 0.05) == np.inf
+
+
+def test_claims_table_from_runs():
+    rng = np.random.default_rng(0)
+    none = 0.846 + rng.normal(0, 0.004, 8)
+    frame = pd.concat([runs("none", "keras", none), runs("bn_before", "keras", none - 0.03 + rng.normal(0, 0.002, 8)),
+                       runs("bn_after", "keras", none + rng.normal(0, 0.001, 8))])
     table = claims.evaluate(frame, [
-        {"id": "a", "source": "s", "claim": "c", "dataset": "circles", "arch": "mlp", "variant": "none",
-         "metric": "test_accuracy", "kind": "range", "range": [0.836, 0.856]},
-        {"id": "b", "source": "s", "claim": "c", "dataset": "circles", "arch": "mlp", "variant": "bn_before",
-         "against": "none", "metric": "test_accuracy", "kind": "compare", "direction": "less"},
-        {"id": "c", "source": "s", "claim": "c", "dataset": "fashion_mnist", "arch": "mlp3", "variant": "none",
-         "metric": "test_accuracy", "kind": "range", "range": [0.85, 0.9]},
-    ]).set_index("id")
-    assert table.loc["a", "verdict"] == claims.HOLDS and table.loc["a", "measured"] == pytest.approx(0.846)
-    assert table.loc["b", "verdict"] == claims.HOLDS and table.loc["b", "measured"] < 0
-    assert table.loc["c", "verdict"] == claims.NO_DATA and table.loc["c", "n"] == 0
+        {**CLAIM, "id": "typical", "metric": "test_accuracy", "kind": "single_run", "value": 0.846},
+        {**CLAIM, "id": "atypical", "metric": "test_accuracy", "kind": "single_run", "value": 0.70},
+        {**CLAIM, "id": "worse", "variant": "bn_before", "against": "none", "metric": "test_accuracy",
+         "kind": "compare", "expect": ["worse"]},
+        {**CLAIM, "id": "wrong", "variant": "bn_before", "against": "none", "metric": "test_accuracy",
+         "kind": "compare", "expect": ["equivalent", "better"]},
+        {**CLAIM, "id": "same", "variant": "bn_after", "against": "none", "metric": "test_accuracy",
+         "kind": "compare", "expect": ["equivalent"]},
+        {**CLAIM, "id": "mean", "metric": "test_accuracy", "kind": "range", "range": [0.836, 0.856]},
+        {**CLAIM, "id": "absent", "dataset": "fashion_mnist", "arch": "mlp3", "metric": "test_accuracy",
+         "kind": "range", "range": [0.85, 0.9]},
+    ], margins={"test_accuracy": 0.01}).set_index("id")
+    assert table.loc["typical", "verdict"] == claims.HOLDS and 10 < table.loc["typical", "percentile"] < 90
+    assert table.loc["typical", "prediction_low"] < 0.846 < table.loc["typical", "prediction_high"]
+    assert table.loc["atypical", "verdict"] == claims.FAILS
+    assert table.loc["worse", "outcome"] == claims.WORSE and table.loc["worse", "verdict"] == claims.HOLDS
+    assert table.loc["worse", "n_pairs"] == 8 and table.loc["worse", "measured"] == pytest.approx(-0.03, abs=0.005)
+    assert table.loc["wrong", "verdict"] == claims.FAILS
+    assert table.loc["same", "outcome"] == claims.EQUIVALENT and table.loc["same", "verdict"] == claims.HOLDS
+    assert table.loc["mean", "verdict"] == claims.HOLDS
+    assert table.loc["absent", "verdict"] == claims.NO_DATA and table.loc["absent", "n"] == 0
+    assert (table.holm_level.dropna() <= 0.05).all()
 
 
-def test_range_claim_on_epochs_cannot_hold_when_runs_missed_the_target():
-    claim = {"id": "e", "source": "s", "claim": "c", "dataset": "circles", "arch": "mlp", "variant": "none",
-             "metric": "epochs_to_target", "kind": "range", "range": [1, 22]}
-    all_missed = runs("none", "keras", [None, None, None], metric="epochs_to_target", epochs=3)
-    assert claims.evaluate(all_missed, [claim]).iloc[0].verdict == claims.INCONCLUSIVE
-    some_missed = runs("none", "keras", [10, 12, None], metric="epochs_to_target")
-    assert claims.evaluate(some_missed, [claim]).iloc[0].verdict != claims.HOLDS
-    late = runs("none", "keras", [30, 32, 31, 33], metric="epochs_to_target")
+def test_too_few_pairs_or_a_small_effect_leave_a_claim_inconclusive_with_seeds_needed():
+    few = pd.concat([runs("none", "keras", [0.80, 0.81, 0.82]), runs("bn_after", "keras", [0.85, 0.86, 0.87])])
+    claim = {**CLAIM, "variant": "bn_after", "against": "none", "metric": "test_accuracy", "kind": "compare",
+             "expect": ["better"]}
+    row = claims.evaluate(few, [claim], min_pairs=5).iloc[0]
+    assert row.verdict == claims.INCONCLUSIVE and row.n_pairs == 3 and row.seeds_needed >= 5
+    rng = np.random.default_rng(1)
+    base = 0.84 + rng.normal(0, 0.01, 6)
+    close = pd.concat([runs("none", "keras", base), runs("bn_after", "keras", base + np.array([0.02, -0.015, 0.01, -0.005, 0.015, -0.001]))])
+    row = claims.evaluate(close, [claim], margins={"test_accuracy": 0.01}).iloc[0]
+    assert row.verdict == claims.INCONCLUSIVE and row.outcome == claims.INCONCLUSIVE and row.seeds_needed > 6
+
+
+def test_range_claim_counts_a_missed_target_as_epochs_plus_one():
+    claim = {**CLAIM, "metric": "epochs_to_target", "kind": "range", "range": [1, 22]}
+    all_missed = runs("none", "keras", [None] * 5, metric="epochs_to_target", epochs=3)
+    assert claims.evaluate(all_missed, [claim]).iloc[0].measured == 4
+    late = runs("none", "keras", [30, 32, 31, 33, 30], metric="epochs_to_target")
     assert claims.evaluate(late, [claim]).iloc[0].verdict == claims.FAILS
-    all_hit = runs("none", "keras", [10, 12, 14], metric="epochs_to_target")
-    assert claims.evaluate(all_hit, [claim]).iloc[0].verdict == claims.HOLDS
+    early = runs("none", "keras", [10, 12, 11, 13, 12], metric="epochs_to_target")
+    assert claims.evaluate(early, [claim]).iloc[0].verdict == claims.HOLDS
 
 
 def test_shipped_claims_file_is_well_formed():
     from conftest import REPO
 
     loaded = claims.load(REPO / "workflow/claims.yaml")
-    assert len(loaded) >= 8 and len({c["id"] for c in loaded}) == len(loaded)
+    assert len(loaded) >= 15 and len({c["id"] for c in loaded}) == len(loaded)
+    assert "fashion_mlp_high_080s" not in {c["id"] for c in loaded}  # in no source
     for claim in loaded:
-        assert claim["kind"] in {"range", "compare"} and claim["metric"] in stats.METRICS
-        assert ("range" in claim) if claim["kind"] == "range" else {"against", "direction"} <= set(claim)
+        assert claim["kind"] in {"single_run", "range", "compare"} and claim["metric"] in stats.METRICS
+        assert claim["source"] and claim["quote"]  # every claim names the sentence it comes from
+        if claim["kind"] == "compare":
+            assert "against" in claim and set(claim["expect"]) <= {"better", "worse", "equivalent"}
+        else:
+            assert ("range" in claim) != ("value" in claim)
 
 
 COVERAGE_REPLICATIONS = 20_000  # coverage's standard error: 0.15 points
@@ -216,3 +265,18 @@ def test_the_reported_interval_covers_95_percent_at_small_n(n):
           f"{lognormal_cover:.3f} (lognormal 0.5); percentile bootstrap {bootstrap_cover:.3f} (normal)")
     assert abs(normal_cover - 0.95) <= 0.02 and abs(skew_cover - 0.95) <= 0.02
     assert bootstrap_cover < normal_cover - 0.02  # the interval the report used before under-covers
+
+
+def test_headline_names_a_winner_only_when_it_separates_from_the_runner_up():
+    from bnbench.analysis.report import headline
+
+    def frame(bn_after):
+        table = pd.concat([runs("none", "keras", [0.80, 0.81, 0.82, 0.81, 0.80]),
+                           runs("bn_after", "keras", bn_after), runs("bn_before", "keras", [0.70, 0.71, 0.72, 0.70, 0.71])])
+        return table.assign(reached_target=False)
+
+    clear = headline(frame([0.85, 0.86, 0.87, 0.86, 0.85]), {"test_accuracy": 0.01})[0]
+    assert "most accurate <b>bn_after</b>" in clear
+    tied = headline(frame([0.80, 0.82, 0.81, 0.80, 0.815]), {"test_accuracy": 0.01})[0]
+    assert "no clear winner in test accuracy: " in tied and "bn_before" not in tied.split(":")[2]
+    assert {"none", "bn_after"} <= set(tied.split(": ")[2].split(" are")[0].split(", "))

@@ -1,7 +1,26 @@
-"""The tutorial-claims table: each claim of workflow/claims.yaml against our runs, per framework."""
+"""The tutorial-claims table: each claim of workflow/claims.yaml against our runs, per framework.
+
+Claims are checked as what they are:
+  single_run  a value (or a range) the article saw in ONE run: where it falls among our runs (its
+              percentile) and whether one run of ours could give it (our 95 % prediction interval for a
+              single run, mean ± t · sd · sqrt(1 + 1/n)). Our mean and its CI are shown beside it.
+  range       a statement about the typical (mean) value: our mean lies inside [low, high] (two one-sided
+              t-tests) or outside it (one-sided t-test beyond the nearer end).
+  compare     variant against another, paired by seed, with a practical-equivalence margin m for the
+              metric: `better` or `worse` (one-sided paired t-test of the mean difference against 0),
+              `equivalent` (TOST: the difference lies within ±m), else `inconclusive`. The claim names the
+              outcomes it expects (`expect`); it holds when the outcome is one of them.
+Family-wise error: every claim x framework row is one test, and Holm's step-down procedure keeps the
+chance of any false verdict in the table at 5 %. A row with fewer than `min_pairs` runs (or pairs) is
+inconclusive. For an inconclusive row, `seeds_needed` estimates how many seeds (pairs) would decide it at
+the observed effect and spread: n = ((z(1 - alpha_row) + z(0.8)) * sd / effect)^2, i.e. 80 % power of a
+one-sided test at the row's Holm level, where effect is the distance of the mean (difference) from the
+nearest decision boundary it leans towards (0 for better/worse, ±m for equivalent, the range ends).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,50 +30,72 @@ import yaml
 from bnbench.analysis import stats
 
 HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not run"
-MISSED = 1e12  # a missed target, at its most pessimistic: later than any epoch
-
-
-def _range_claim(runs: pd.DataFrame, claim: dict) -> tuple[float, float, float, str]:
-    """(CI low, CI high, mean, verdict). A missed target only says "after the last epoch": the claim
-    fails if even counting misses as epochs + 1 the CI is outside the range, and holds only if
-    even counting them as never the CI is inside."""
-    if runs.empty:
-        return np.nan, np.nan, np.nan, NO_DATA
-    optimistic = stats.censored(runs, claim["metric"]).to_numpy(float)
-    pessimistic = np.where(np.isnan(runs[claim["metric"]].to_numpy(float)), MISSED, optimistic)
-    low, high = stats.mean_ci(optimistic)
-    if verdict_range(*stats.mean_ci(pessimistic), claim["range"]) == HOLDS:
-        verdict = HOLDS
-    else:
-        verdict = FAILS if verdict_range(low, high, claim["range"]) == FAILS else INCONCLUSIVE
-    return low, high, optimistic.mean(), verdict
+BETTER, WORSE, EQUIVALENT = "better", "worse", "equivalent"
+ALPHA = 0.05
+POWER = 0.8
 
 
 def load(path: str | Path) -> list[dict]:
     return yaml.safe_load(Path(path).read_text())
 
 
-def verdict_range(low: float, high: float, claimed: tuple[float, float]) -> str:
-    """Holds when the CI lies inside the claimed range, fails when it lies wholly outside."""
-    if np.isnan(low) or np.isnan(high):
-        return NO_DATA
-    if claimed[0] <= low and high <= claimed[1]:
-        return HOLDS
-    if high < claimed[0] or low > claimed[1]:
-        return FAILS
-    return INCONCLUSIVE
+def _t_sf(t: float, df: int) -> float:
+    from scipy import stats as sps
+
+    return float(sps.t.sf(t, df))
 
 
-def verdict_compare(low: float, high: float, direction: str) -> str:
-    """Holds when the difference CI lies on the claimed side of zero, fails on the other side."""
-    if np.isnan(low) or np.isnan(high):
-        return NO_DATA
-    above, below = low > 0, high < 0
-    if (above and direction == "greater") or (below and direction == "less"):
-        return HOLDS
-    if above or below:
-        return FAILS
-    return INCONCLUSIVE
+def one_sided_p(values: np.ndarray, bound: float, above: bool) -> float:
+    """p of the one-sided t-test that the mean of `values` lies above (or below) `bound`."""
+    n, sd = values.size, values.std(ddof=1)
+    if sd == 0:
+        return 0.0 if (values.mean() > bound if above else values.mean() < bound) else 1.0
+    t = (values.mean() - bound) / (sd / math.sqrt(n))
+    return _t_sf(t if above else -t, n - 1)
+
+
+def tost_p(values: np.ndarray, low: float, high: float) -> float:
+    """Two one-sided tests: p that the mean lies inside (low, high)."""
+    return max(one_sided_p(values, low, above=True), one_sided_p(values, high, above=False))
+
+
+def prediction_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Where one more run would fall: mean ± t · sd · sqrt(1 + 1/n) (normal theory)."""
+    from scipy import stats as sps
+
+    n = values.size
+    half = sps.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) * math.sqrt(1 + 1 / n)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def percentile(values: np.ndarray, value: float) -> float:
+    """Share of our runs below `value` (ties count half), in percent."""
+    return float(100 * (np.mean(values < value) + 0.5 * np.mean(values == value)))
+
+
+def seeds_needed(mean: float, sd: float, boundary: float, alpha: float) -> float:
+    """Seeds for 80 % power to show `mean` is on its side of `boundary` at level alpha (normal approximation)."""
+    from scipy import stats as sps
+
+    effect = abs(mean - boundary)
+    if effect == 0 or not np.isfinite(sd):
+        return math.inf
+    return float(math.ceil(((sps.norm.ppf(1 - alpha) + sps.norm.ppf(POWER)) * sd / effect) ** 2))
+
+
+def holm(p_values: list[float], alpha: float = ALPHA) -> list[float]:
+    """Holm's level for each test (alpha / (m - rank)); a test passes if p <= its level and every test with
+    a smaller p passed. Returns the level per test, or 0 where an earlier test failed (step-down stop)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    levels, stopped = [0.0] * len(p_values), False
+    for rank, i in enumerate(order):
+        level = alpha / (len(p_values) - rank)
+        if stopped or not p_values[i] <= level:
+            stopped = True
+            levels[i] = 0.0
+        else:
+            levels[i] = level
+    return levels
 
 
 def _runs(summary: pd.DataFrame, claim: dict, variant: str, framework: str) -> pd.DataFrame:
@@ -62,25 +103,102 @@ def _runs(summary: pd.DataFrame, claim: dict, variant: str, framework: str) -> p
                    & (summary.variant == variant) & (summary.framework == framework)]
 
 
-def evaluate(summary: pd.DataFrame, claims: list[dict]) -> pd.DataFrame:
-    """One row per claim x framework: measured value, its 95 % CI and the verdict."""
-    rows = []
+def _values(runs: pd.DataFrame, metric: str) -> np.ndarray:
+    """A metric's values; a missed target counts as epochs + 1 (stats.censored)."""
+    return stats.censored(runs, metric).to_numpy(float)
+
+
+def _tests(claim: dict, values: np.ndarray, margin: float) -> dict[str, float]:
+    """The outcome -> p-value of each test the claim's verdict can rest on."""
+    if claim["kind"] == "compare":
+        return {EQUIVALENT: tost_p(values, -margin, margin), BETTER: one_sided_p(values, 0.0, above=True),
+                WORSE: one_sided_p(values, 0.0, above=False)}
+    low, high = (claim["range"] if "range" in claim else (claim["value"], claim["value"]))
+    if claim["kind"] == "range":
+        return {HOLDS: tost_p(values, low, high), FAILS: min(one_sided_p(values, high, above=True),
+                                                           one_sided_p(values, low, above=False))}
+    # single_run: the claimed value is atypical of one run of ours (prediction-interval t-test)
+    n, sd, mean = values.size, values.std(ddof=1), values.mean()
+    nearest = min(max(mean, low), high)  # the claimed value (or the point of the range) nearest our mean
+    t = abs(mean - nearest) / (sd * math.sqrt(1 + 1 / n)) if sd > 0 else (math.inf if mean != nearest else 0.0)
+    return {FAILS: 2 * _t_sf(t, n - 1)}
+
+
+def _boundary(claim: dict, values: np.ndarray, margin: float) -> float:
+    """The decision boundary the observed mean leans towards (for seeds_needed)."""
+    mean = values.mean()
+    if claim["kind"] == "compare":
+        return (math.copysign(margin, mean) if abs(mean) < margin else 0.0) if margin else 0.0
+    low, high = claim["range"] if "range" in claim else (claim["value"], claim["value"])
+    return low if abs(mean - low) < abs(mean - high) else high
+
+
+def _direction(metric: str) -> int:
+    """+1 when higher is better, so that `better` always means better."""
+    return 1 if stats.METRICS.get(metric, True) else -1
+
+
+def _measure(summary: pd.DataFrame, claim: dict, framework: str) -> tuple[dict, np.ndarray | None]:
+    """The row's measured values: the metric's values, or the paired (direction-signed) differences."""
+    runs = _runs(summary, claim, claim["variant"], framework)
+    row = {"id": claim["id"], "source": claim["source"], "quote": claim.get("quote", ""),
+           "quote_verbatim": claim.get("quote_verbatim", True), "claim": claim["claim"],
+           "framework": framework, "kind": claim["kind"], "metric": claim["metric"]}
+    if claim["kind"] != "compare":
+        values = _values(runs, claim["metric"])
+        expected = (f"one run gave {claim['value']}" if "value" in claim else
+                    f"{'one run' if claim['kind'] == 'single_run' else 'mean'} in [{claim['range'][0]}, {claim['range'][1]}]")
+        return {**row, "n": len(values), "expected": expected}, values
+    against = _runs(summary, claim, claim["against"], framework)
+    pairs = runs.assign(a=_values(runs, claim["metric"]))[["seed", "a"]].merge(
+        against.assign(b=_values(against, claim["metric"]))[["seed", "b"]], on="seed")
+    differences = _direction(claim["metric"]) * (pairs["a"] - pairs["b"]).to_numpy(float)
+    return {**row, "n": len(runs), "n_pairs": len(differences), "expected": f"{claim['variant']} vs "
+            f"{claim['against']}: {' or '.join(claim['expect'])}"}, differences
+
+
+def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = None, min_pairs: int = 5) -> pd.DataFrame:
+    """One row per claim x framework: n (runs or pairs), measured mean with its 95 % CI, the single-run
+    percentile and prediction interval, the outcome and verdict after Holm's correction, seeds needed."""
+    margins = margins or {}
+    rows, tests = [], []
     for claim in claims:
         for framework in sorted(summary.framework.unique()):
-            runs = _runs(summary, claim, claim["variant"], framework)
-            row = {"id": claim["id"], "source": claim["source"], "claim": claim["claim"], "framework": framework,
-                   "n": len(runs)}
-            if claim["kind"] == "range":
-                low, high, mean, verdict = _range_claim(runs, claim)
-                row.update(measured=mean, ci_low=low, ci_high=high, verdict=verdict,
-                           expected=f"{claim['metric']} in [{claim['range'][0]}, {claim['range'][1]}]")
-            else:
-                against = _runs(summary, claim, claim["against"], framework)
-                result = stats.compare(runs, against, claim["metric"]) if len(runs) and len(against) else {}
-                low, high = result.get("difference_ci_low", np.nan), result.get("difference_ci_high", np.nan)
-                sign = "<" if claim["direction"] == "less" else ">"
-                row.update(measured=result.get("mean_difference", np.nan), ci_low=low, ci_high=high,
-                           expected=f"{claim['metric']}: {claim['variant']} - {claim['against']} {sign} 0",
-                           verdict=verdict_compare(low, high, claim["direction"]))
-            rows.append(row)
-    return pd.DataFrame(rows)
+            row, values = _measure(summary, claim, framework)
+            values = values[np.isfinite(values)] if values is not None else np.array([])
+            low, high = stats.mean_ci(values)
+            row.update(measured=values.mean() if values.size else np.nan, ci_low=low, ci_high=high,
+                       margin=claim.get("margin", margins.get(claim["metric"], 0.0)) if claim["kind"] == "compare"
+                       else np.nan)
+            if claim["kind"] == "single_run" and values.size >= 2:
+                claimed = claim.get("value", np.mean(claim.get("range", [np.nan])))
+                row["percentile"] = percentile(values, claimed)
+                row["prediction_low"], row["prediction_high"] = prediction_interval(values)
+            enough = values.size >= max(min_pairs, 2)
+            tests.append(_tests(claim, values, row["margin"]) if enough else {})
+            row["verdict"] = NO_DATA if values.size == 0 else INCONCLUSIVE
+            rows.append((claim, row, values))
+    levels = holm([min(t.values()) if t else 1.0 for t in tests])
+    table = []
+    for (claim, row, values), test, level in zip(rows, tests, levels):
+        row["p_value"] = min(test.values()) if test else np.nan
+        row["holm_level"] = level
+        outcome = next((name for name, p in test.items() if level and p <= level), None)  # equivalence first
+        if claim["kind"] == "compare":
+            row["outcome"] = outcome or (INCONCLUSIVE if values.size else NO_DATA)
+            if outcome:
+                row["verdict"] = HOLDS if outcome in claim["expect"] else FAILS
+        elif claim["kind"] == "single_run" and test:
+            row["verdict"] = FAILS if outcome else HOLDS  # not atypical: one run of ours could give it
+        elif outcome:
+            row["verdict"] = outcome
+        if row["verdict"] == INCONCLUSIVE and values.size >= 2:
+            alpha = ALPHA / max(1, len(tests))  # the strictest Holm level: a conservative estimate
+            row["seeds_needed"] = max(min_pairs, seeds_needed(values.mean(), values.std(ddof=1),
+                                                              _boundary(claim, values, row["margin"]), alpha))
+        table.append(row)
+    columns = ["id", "framework", "kind", "metric", "claim", "source", "quote", "quote_verbatim", "expected", "n", "n_pairs",
+               "measured", "ci_low",
+               "ci_high", "percentile", "prediction_low", "prediction_high", "margin", "outcome", "p_value",
+               "holm_level", "verdict", "seeds_needed"]
+    return pd.DataFrame(table).reindex(columns=columns)

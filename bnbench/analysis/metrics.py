@@ -62,5 +62,6 @@ def run_metrics(history: list[dict], target: float, epochs: int, diverged: bool 
         "best_val_accuracy": max(r["val_accuracy"] for r in history),
         "epochs_trained": len(history),
         "total_train_seconds": sum(r["epoch_seconds"] for r in history),
+        "median_epoch_seconds": statistics.median(r["epoch_seconds"] for r in history),
         "warmup_seconds": warmup_seconds(history),
     }

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from bnbench.analysis import stats
@@ -75,29 +76,80 @@ def comparisons_table(comparisons: pd.DataFrame, kind: str) -> pd.DataFrame:
     })
 
 
-def headline(stats_table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
-    """Per dataset x arch x framework: the most accurate and the fastest-converging variant."""
+def separated(leader: pd.DataFrame, other: pd.DataFrame, metric: str, margin: float) -> bool:
+    """Is `leader` shown better than `other` on `metric`, paired by seed: the one-sided paired t-test
+    rejects "no better" at 5 % and the difference is not within the equivalence margin (TOST)."""
+    from bnbench.analysis.claims import one_sided_p, tost_p
+
+    pairs = leader.assign(a=stats.censored(leader, metric))[["seed", "a"]].merge(
+        other.assign(b=stats.censored(other, metric))[["seed", "b"]], on="seed")
+    sign = 1 if stats.METRICS[metric] else -1
+    differences = (sign * (pairs["a"] - pairs["b"])).to_numpy(float)
+    differences = differences[np.isfinite(differences)]
+    if differences.size < 2:
+        return False
+    return one_sided_p(differences, 0.0, above=True) <= 0.05 and not (
+        margin > 0 and tost_p(differences, -margin, margin) <= 0.05)
+
+
+def leaders(runs: pd.DataFrame, metric: str, margin: float) -> tuple[list[str], float, float, float]:
+    """The variants tied for best on `metric` (the best by mean first; a variant is tied unless the best is
+    shown better than it), and the best's mean with its 95 % CI."""
+    values = runs.assign(value=stats.censored(runs, metric))
+    means = values.groupby("variant")["value"].mean().sort_values(ascending=not stats.METRICS[metric])
+    best = means.index[0]
+    tied = [best] + [v for v in means.index[1:]
+                     if not separated(runs[runs.variant == best], runs[runs.variant == v], metric, margin)]
+    low, high = stats.mean_ci(values.loc[values.variant == best, "value"])
+    return tied, means.iloc[0], low, high
+
+
+def _lead(tied: list[str], title: str, quantity: str, mean: float, low: float, high: float, digits: int,
+          unit: str) -> str:
+    """"most accurate <b>v</b> (...)" for a separated winner, else "no clear winner in ...: the tied set"."""
+    if len(tied) == 1:
+        return f"{title} <b>{tied[0]}</b> ({_fmt(mean, low, high, digits)}{unit})"
+    return (f"no clear winner in {quantity}: {', '.join(tied)} are not separated (best mean "
+            f"{_fmt(mean, low, high, digits)}{unit})")
+
+
+def headline(summary: pd.DataFrame, margins: dict | None = None) -> list[str]:
+    """Per dataset x arch x framework: the most accurate and the fastest-converging variant, named only
+    when it is shown better than every other (paired by seed); else the tied set."""
+    margins = margins or {}
     lines = []
-    for (dataset, arch, framework), group in stats_table.groupby(["dataset", "arch", "framework"], sort=False):
-        acc = group[group.metric == "test_accuracy"].sort_values("mean", ascending=False).iloc[0]
-        runs = summary[(summary.dataset == dataset) & (summary.arch == arch) & (summary.framework == framework)]
-        line = (f"{dataset} · {arch} · {framework}: most accurate <b>{acc.variant}</b> "
-                f"(test accuracy {_fmt(acc['mean'], acc.mean_ci_low, acc.mean_ci_high, 3)}); ")
+    for (dataset, arch, framework), runs in summary.groupby(["dataset", "arch", "framework"], sort=False):
+        tied, mean, low, high = leaders(runs, "test_accuracy", margins.get("test_accuracy", 0.0))
+        line = f"{dataset} · {arch} · {framework}: " + _lead(tied, "most accurate", "test accuracy", mean, low,
+                                                             high, 3, " test accuracy") + "; "
         if not runs["reached_target"].any():
             lines.append(line + "no run reached the target accuracy")
             continue
-        reaching = runs[runs.variant.isin(runs.loc[runs.reached_target, "variant"])]
-        speed = (reaching.assign(epochs=stats.censored(reaching, "epochs_to_target"))
-                 .groupby("variant")["epochs"].agg(["mean", list]).sort_values("mean").iloc[0])
-        low, high = stats.mean_ci(speed["list"])
-        lines.append(line + f"fastest to target <b>{speed.name}</b> ({_fmt(speed['mean'], low, high, 1)} "
-                     f"epochs, misses counted as epochs + 1)")
+        tied, mean, low, high = leaders(runs, "epochs_to_target", margins.get("epochs_to_target", 0.0))
+        lines.append(line + _lead(tied, "fastest to target", "epochs to target", mean, low, high, 1,
+                                  " epochs, misses counted as epochs + 1"))
     return lines
 
 
+def _number(value, digits: int = 3) -> str:
+    return "–" if pd.isna(value) else f"{value:.{digits}f}"
+
+
 def claims_table(claims: pd.DataFrame) -> list[dict]:
-    return [{**row, "value": _fmt(row["measured"], row["ci_low"], row["ci_high"], 3)}
-            for row in claims.to_dict("records")]
+    """The claims rows as the report shows them."""
+    rows = []
+    for row in claims.to_dict("records"):
+        single = ("–" if pd.isna(row.get("percentile")) else
+                  f"{row['percentile']:.0f}th percentile; [{_number(row['prediction_low'])}, "
+                  f"{_number(row['prediction_high'])}]")
+        pairs = "" if pd.isna(row.get("n_pairs")) else f" ({int(row['n_pairs'])})"
+        rows.append({**row, "value": _fmt(row["measured"], row["ci_low"], row["ci_high"], 3), "single_run": single,
+                     "runs": f"{int(row['n'])}{pairs}", "outcome": "" if pd.isna(row.get("outcome")) else row["outcome"],
+                     "seeds": "" if pd.isna(row.get("seeds_needed")) else (
+                         "∞" if row["seeds_needed"] == float("inf") else f"{int(row['seeds_needed'])}"),
+                     "quote": "" if pd.isna(row.get("quote")) else row["quote"],
+                     "quote_verbatim": row.get("quote_verbatim", True) is not False})
+    return rows
 
 
 # summary.csv's provenance columns, as the report names them (singular, plural).
@@ -155,10 +207,12 @@ def read_summary(path) -> pd.DataFrame:
 def write_report(summary, stats, comparisons, claims, figures, config_json: str, out) -> None:
     summary, stats_table = read_summary(summary), pd.read_csv(stats)
     comparisons, claims = pd.read_csv(comparisons), pd.read_csv(claims)
+    config = json.loads(config_json)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
-        n_runs=len(summary), headline=headline(stats_table, summary), claims=claims_table(claims),
+        n_runs=len(summary), headline=headline(summary, config.get("equivalence_margins")), claims=claims_table(claims),
+        n_claim_tests=int(claims["p_value"].notna().sum()), min_pairs=config.get("min_pairs", 5),
         sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures]),
         provenance=provenance(summary), config=json.dumps(json.loads(config_json), indent=2),
         n_diverged=int(summary["diverged"].sum()), diverged=diverged_table(summary), n_missed=int((~summary["reached_target"]).sum()),

@@ -27,6 +27,9 @@ rule stats:
         claims=table("results/claims.csv", "claims", "tutorial claims"),
     params:
         code=code("stats"),
+        settings=json.dumps(
+            {key: config[key] for key in ("equivalence_margins", "min_pairs")}, sort_keys=True
+        ),
     log:
         "logs/stats.log",
     conda:
@@ -34,7 +37,7 @@ rule stats:
     shell:
         "python -m bnbench stats --summary {input.summary} --claims {input.claims} "
         "--stats {output.stats} --comparisons {output.comparisons} "
-        "--claims-out {output.claims} > {log} 2>&1"
+        "--claims-out {output.claims} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule plots:
