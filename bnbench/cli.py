@@ -75,7 +75,8 @@ def cmd_stats(args) -> None:
 def cmd_plots(args) -> None:
     from bnbench.analysis import plots
 
-    plots.write_figures(args.history, args.summary, args.comparisons, args.dataset, args.arch, args.outdir)
+    plots.write_figures(args.history, args.summary, args.comparisons, args.dataset, args.arch, args.outdir,
+                        target_ladder=args.target_ladder)
     log(f"wrote figures for {args.dataset}/{args.arch} into {args.outdir}")
 
 
@@ -137,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
     plots.add_argument("--dataset", required=True)
     plots.add_argument("--arch", required=True)
     plots.add_argument("--outdir", required=True)
+    plots.add_argument("--target-ladder", type=json.loads, default=None,
+                       help="JSON list of target accuracies, or null to derive them from the baseline")
     plots.set_defaults(func=cmd_plots)
 
     report = sub.add_parser("report", help="render the self-contained HTML report")

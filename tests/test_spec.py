@@ -101,3 +101,13 @@ def test_cnn_weight_shapes_follow_keras_layout():
     assert (bn["gamma"] == 1).all() and not bn["beta"].any() and bn["moving_variance"].shape == (32,)
     assert dense["kernel"].shape == (12 * 12 * 32, 10)
     assert np.abs(conv2["kernel"]).max() <= np.sqrt(6 / (9 * 32 + 9 * 32))
+
+
+def test_a_bias_that_feeds_bn_directly_changes_nothing():
+    from bnbench.training.spec import same_as_with_bias
+
+    before_nobias, after_nobias = {"placement": "before", "use_bias": False}, {"placement": "after", "use_bias": False}
+    assert same_as_with_bias("mlp", before_nobias) and same_as_with_bias("mlp3", before_nobias)
+    assert not same_as_with_bias("cnn", before_nobias)  # the first convolution's bias feeds a ReLU
+    assert not same_as_with_bias("mlp", after_nobias) and not same_as_with_bias("lstm", after_nobias)
+    assert not same_as_with_bias("mlp", {"placement": "before"})

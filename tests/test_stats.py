@@ -280,3 +280,13 @@ def test_headline_names_a_winner_only_when_it_separates_from_the_runner_up():
     tied = headline(frame([0.80, 0.82, 0.81, 0.80, 0.815]), {"test_accuracy": 0.01})[0]
     assert "no clear winner in test accuracy: " in tied and "bn_before" not in tied.split(":")[2]
     assert {"none", "bn_after"} <= set(tied.split(": ")[2].split(" are")[0].split(", "))
+
+
+def test_target_ladder_from_the_baselines_percentiles_and_sustained_epochs():
+    from bnbench.analysis.plots import ladder_epochs
+
+    assert metrics.ladder(np.linspace(0.80, 0.90, 101)) == [0.81, 0.825, 0.85, 0.875, 0.89]
+    history_frame = pd.DataFrame({"variant": "none", "framework": "keras", "seed": 1, "epoch": [1, 2, 3, 4],
+                                  "val_accuracy": [0.82, 0.79, 0.86, 0.88]})
+    epochs = ladder_epochs(history_frame, [0.8, 0.85, 0.9], epochs=4).set_index("target")["epochs"]
+    assert epochs.to_dict() == {0.8: 3, 0.85: 3, 0.9: 5}  # stays from epoch 3; 0.9 never: epochs + 1

@@ -70,7 +70,7 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
 
 
 FIGURES = ("val_accuracy", "train_loss", "test_accuracy", "epochs_to_target", "performance_profile",
-           "improvement", "agreement")  # the shipped figure table (bnbench.analysis.plots.FIGURES)
+           "improvement", "agreement", "target_ladder")  # the shipped figure table (plots.FIGURES)
 
 
 def test_shipped_figure_table():
@@ -236,7 +236,7 @@ def test_report_renders_in_a_real_browser(tiny_run):
     finally:
         driver.quit()
     assert errors == []
-    assert len(images) == 7 and all(complete and w > 0 and h > 0 for _, complete, w, h in images), images
+    assert len(images) == len(FIGURES) and all(complete and w > 0 and h > 0 for _, complete, w, h in images), images
     assert claims_rows > 0
 
 

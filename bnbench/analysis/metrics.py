@@ -27,6 +27,14 @@ def epochs_to_target(history: list[dict], target: float, epochs: int) -> int | N
     return settled if settled <= epochs else None
 
 
+def ladder(final_accuracies, quantiles=(10, 25, 50, 75, 90)) -> list[float]:
+    """Targets derived from a baseline's final validation accuracies: their percentiles, rounded to 0.001
+    (a ladder from a target most runs reach to one few do)."""
+    import numpy as np
+
+    return sorted({round(float(np.percentile(final_accuracies, q)), 3) for q in quantiles})
+
+
 def warmup_seconds(history: list[dict]) -> float | None:
     """How much longer the first epoch took than a typical later one (graph tracing, allocation):
     epoch 1's time minus the median of the others, at least 0; None with a single epoch."""

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bnbench.analysis import stats
+from bnbench.analysis import metrics, stats
 from bnbench.files import atomic_write
 
 
@@ -53,6 +53,7 @@ class Panel:
     variants: list[str]  # in config order
     epochs: int
     target: float
+    target_ladder: list[float]  # from config, or derived from the baseline (metrics.ladder)
 
 
 @dataclass(frozen=True)
@@ -236,11 +237,46 @@ def write_caption_files(folder: str | Path) -> dict[str, str]:
     return paths
 
 
+def baseline_accuracies(summary: pd.DataFrame, baseline: str = "none") -> pd.Series:
+    """Final validation accuracies of the baseline's runs (of all runs when it was not run)."""
+    base = summary[summary.variant == baseline]
+    return (base if len(base) else summary)["val_accuracy"].dropna()
+
+
+def ladder_epochs(history: pd.DataFrame, targets: list[float], epochs: int) -> pd.DataFrame:
+    """Per run and target: the sustained epochs to the target (metrics.epochs_to_target), a miss counted
+    as epochs + 1."""
+    rows = []
+    for (variant, framework, seed), run in history.groupby(["variant", "framework", "seed"], sort=False):
+        records = run.sort_values("epoch")[["epoch", "val_accuracy"]].to_dict("records")
+        for target in targets:
+            reached = metrics.epochs_to_target(records, target, epochs)
+            rows.append({"variant": variant, "framework": framework, "seed": seed, "target": target,
+                         "epochs": epochs + 1 if reached is None else reached})
+    return pd.DataFrame(rows)
+
+
+@figure("Convergence", "Target ladder: epochs until validation accuracy stays at each of several targets (mean "
+                       "over seeds with a 95 % CI; a run that never settles at a target counts as epochs + 1, the "
+                       "dashed line). The targets come from the config's target_ladder or, by default, from the "
+                       "percentiles of the no-BN baseline's final validation accuracy.")
+def target_ladder(panel: Panel):
+    frame = ladder_epochs(panel.history, panel.target_ladder, panel.epochs)
+    grid = sns.relplot(data=frame, x="target", y="epochs", hue="variant", hue_order=panel.variants,
+                       col="framework", kind="line", marker="o", **CI, height=3.6, aspect=1.2)
+    for ax in grid.axes.flat:
+        ax.axhline(panel.epochs + 1, ls="--", color="grey", lw=1)
+    grid.set_axis_labels("target validation accuracy", "epochs to target (misses: epochs + 1)")
+    grid.figure.suptitle("Target ladder: " + ", ".join(f"{t:g}" for t in panel.target_ladder), y=1.03)
+    return grid.figure
+
+
 def figure_path(outdir: str | Path, name: str) -> Path:
     return Path(outdir) / f"{name}.svg"
 
 
-def write_figures(history_path, summary_path, comparisons_path, dataset: str, arch: str, outdir) -> None:
+def write_figures(history_path, summary_path, comparisons_path, dataset: str, arch: str, outdir,
+                  target_ladder: list[float] | None = None) -> None:
     """Every figure of FIGURES for one dataset x arch, as outdir/<name>.svg."""
     plt.switch_backend("Agg")  # files only, whatever the user's MPLBACKEND (compute nodes have no display)
     sns.set_theme(style="whitegrid", context="notebook")
@@ -248,6 +284,7 @@ def write_figures(history_path, summary_path, comparisons_path, dataset: str, ar
     summary = select(pd.read_csv(summary_path))
     panel = Panel(dataset, arch, history=select(pd.read_parquet(history_path)), summary=summary,
                   comparisons=select(pd.read_csv(comparisons_path)), variants=list(dict.fromkeys(summary["variant"])),
-                  epochs=int(summary["run.epochs"].max()), target=float(summary["run.target_accuracy"].iloc[0]))
+                  epochs=int(summary["run.epochs"].max()), target=float(summary["run.target_accuracy"].iloc[0]),
+                  target_ladder=target_ladder or metrics.ladder(baseline_accuracies(summary)))
     for name, fig in FIGURES.items():
         _save(fig.draw(panel), figure_path(outdir, name))

@@ -179,6 +179,20 @@ def provenance(summary: pd.DataFrame) -> dict:
             "seeds": ", ".join(map(str, sorted(summary.seed.unique()))), "versions": versions}
 
 
+def sanity_checks(runs: pd.DataFrame, arch: str) -> list[str]:
+    """Notes on variants that train the same network as another by construction (spec.same_as_with_bias)."""
+    from bnbench.training.spec import same_as_with_bias
+
+    notes = []
+    for variant, rows in runs.groupby("variant", sort=False):
+        bn = {c.removeprefix("run.bn."): rows[c].iloc[0] for c in rows.columns if c.startswith("run.bn.")}
+        if same_as_with_bias(arch, bn):
+            notes.append(f"{variant} drops only biases that feed a BN layer directly, which BN's mean subtraction "
+                         f"cancels: it trains the same network as its variant with biases, so any difference from "
+                         f"it is a sanity check of the frameworks, not a finding.")
+    return notes
+
+
 def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[dict]:
     sections = []
     for (dataset, arch), group in summary.groupby(["dataset", "arch"], sort=False):
@@ -191,6 +205,7 @@ def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[di
                   for category in categories]
         sections.append({"dataset": dataset, "arch": arch, "target": group["run.target_accuracy"].iloc[0],
                          "epochs": int(group["run.epochs"].max()), "groups": groups,
+                         "notes": sanity_checks(group, arch),
                          "means": _html(means_table(here(stats_table))),
                          "versus": _html(comparisons_table(here(comparisons), "variant_vs_baseline")),
                          "agreement": _html(comparisons_table(here(comparisons), "keras_vs_torch"))})

@@ -102,6 +102,19 @@ def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
     return layers + [Dense(outputs)]
 
 
+def same_as_with_bias(arch: str, variant: dict) -> bool:
+    """Does `variant` (use_bias false) train the same network as with biases? True when every hidden layer's
+    bias would feed a BN layer directly: BN subtracts the batch mean, so such a bias has no effect (and a
+    zero gradient). Then comparing the two is a sanity check of the frameworks, not a finding."""
+    if variant.get("use_bias", True) or unsupported(arch, variant):
+        return False
+    layers = build_spec(arch, {**variant, "use_bias": True})
+    if any(isinstance(layer, LSTM) for layer in layers):  # its bias acts inside the cell, before the gates
+        return False
+    biased = [i for i, layer in enumerate(layers[:-1]) if isinstance(layer, (Dense, Conv2D))]
+    return all(isinstance(layers[i + 1], BatchNorm) for i in biased)
+
+
 def _uniform(rng, kind: str, shape: tuple, fan_in: int, fan_out: int) -> np.ndarray:
     scale = {"he_uniform": 6.0 / fan_in, "glorot_uniform": 6.0 / (fan_in + fan_out)}[kind]
     limit = np.sqrt(scale)

@@ -49,6 +49,7 @@ rule plots:
         **{name: figure(name) for name in FIGURES},
     params:
         outdir=lambda wildcards: f"reports/figures/{wildcards.dataset}/{wildcards.arch}",
+        ladder=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset]["target_ladder"]),
         code=code("plots"),
     log:
         "logs/plots/{dataset}/{arch}.log",
@@ -57,7 +58,7 @@ rule plots:
     shell:
         "python -m bnbench plots --history {input.history} --summary {input.summary} "
         "--comparisons {input.comparisons} --dataset {wildcards.dataset} "
-        "--arch {wildcards.arch} --outdir {params.outdir} > {log} 2>&1"
+        "--arch {wildcards.arch} --outdir {params.outdir} --target-ladder {params.ladder:q} > {log} 2>&1"
 
 
 rule report:
