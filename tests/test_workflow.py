@@ -117,7 +117,7 @@ def test_statistics_tables(tiny_run):
     assert set(comparisons.comparison) == {"variant_vs_baseline", "keras_vs_torch"}
     assert (comparisons.n_pairs == 2).all()
     claims = pd.read_csv(workdir / "results/claims.csv")
-    assert set(claims.framework) == {"keras", "torch"} and "circles_none_accuracy" in set(claims.id)
+    assert set(claims.framework) == {"keras", "torch"} and "circles_none_test_accuracy" in set(claims.id)
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

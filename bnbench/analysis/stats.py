@@ -23,7 +23,7 @@ METRICS = {
     "test_accuracy": True, "best_val_accuracy": True, "val_accuracy": True, "val_accuracy_auc": True,
     "test_loss": False, "train_loss": False, "train_accuracy": True,
     "epochs_to_target": False, "seconds_to_target": False, "first_epoch_to_target": False,
-    "median_epoch_seconds": False,
+    "median_epoch_seconds": False, "warmup_seconds": False,
 }
 TARGET_METRICS = {"epochs_to_target", "seconds_to_target", "first_epoch_to_target"}
 
