@@ -290,3 +290,13 @@ def test_target_ladder_from_the_baselines_percentiles_and_sustained_epochs():
                                   "val_accuracy": [0.82, 0.79, 0.86, 0.88]})
     epochs = ladder_epochs(history_frame, [0.8, 0.85, 0.9], epochs=4).set_index("target")["epochs"]
     assert epochs.to_dict() == {0.8: 3, 0.85: 3, 0.9: 5}  # stays from epoch 3; 0.9 never: epochs + 1
+
+
+def test_fewer_epochs_is_better_and_the_difference_is_shown_as_measured():
+    frame = pd.concat([runs("none", "keras", [30, 31, 32, 33, 34], metric="epochs_to_target"),
+                       runs("bn_after", "keras", [10, 12, 11, 13, 12], metric="epochs_to_target")])
+    claim = {**CLAIM, "variant": "bn_after", "against": "none", "metric": "epochs_to_target", "kind": "compare",
+             "expect": ["better"]}
+    row = claims.evaluate(frame, [claim], margins={"epochs_to_target": 2}).iloc[0]
+    assert row.outcome == claims.BETTER and row.verdict == claims.HOLDS
+    assert row.measured == pytest.approx(-20.4) and row.ci_low < row.measured < row.ci_high < 0

@@ -139,7 +139,8 @@ def _direction(metric: str) -> int:
 
 
 def _measure(summary: pd.DataFrame, claim: dict, framework: str) -> tuple[dict, np.ndarray | None]:
-    """The row's measured values: the metric's values, or the paired (direction-signed) differences."""
+    """The row's values to test: the metric's values, or the paired differences signed so that positive
+    means the variant is better."""
     runs = _runs(summary, claim, claim["variant"], framework)
     row = {"id": claim["id"], "source": claim["source"], "quote": claim.get("quote", ""),
            "quote_verbatim": claim.get("quote_verbatim", True), "claim": claim["claim"],
@@ -166,8 +167,10 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
         for framework in sorted(summary.framework.unique()):
             row, values = _measure(summary, claim, framework)
             values = values[np.isfinite(values)] if values is not None else np.array([])
-            low, high = stats.mean_ci(values)
-            row.update(measured=values.mean() if values.size else np.nan, ci_low=low, ci_high=high,
+            # shown as measured: a compare claim's difference variant - against, whatever the metric's direction
+            sign = _direction(claim["metric"]) if claim["kind"] == "compare" else 1
+            low, high = sorted(sign * np.array(stats.mean_ci(values)))
+            row.update(measured=sign * values.mean() if values.size else np.nan, ci_low=low, ci_high=high,
                        margin=claim.get("margin", margins.get(claim["metric"], 0.0)) if claim["kind"] == "compare"
                        else np.nan)
             if claim["kind"] == "single_run" and values.size >= 2:
@@ -178,7 +181,10 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
             tests.append(_tests(claim, values, row["margin"]) if enough else {})
             row["verdict"] = NO_DATA if values.size == 0 else INCONCLUSIVE
             rows.append((claim, row, values))
-    levels = holm([min(t.values()) if t else 1.0 for t in tests])
+    tested = [i for i, t in enumerate(tests) if t]  # the family: rows with enough runs to test
+    levels = [0.0] * len(tests)
+    for i, level in zip(tested, holm([min(tests[i].values()) for i in tested])):
+        levels[i] = level
     table = []
     for (claim, row, values), test, level in zip(rows, tests, levels):
         row["p_value"] = min(test.values()) if test else np.nan
@@ -193,7 +199,7 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
         elif outcome:
             row["verdict"] = outcome
         if row["verdict"] == INCONCLUSIVE and values.size >= 2:
-            alpha = ALPHA / max(1, len(tests))  # the strictest Holm level: a conservative estimate
+            alpha = ALPHA / max(1, len(tested))  # the strictest Holm level: a conservative estimate
             row["seeds_needed"] = max(min_pairs, seeds_needed(values.mean(), values.std(ddof=1),
                                                               _boundary(claim, values, row["margin"]), alpha))
         table.append(row)
