@@ -1,7 +1,9 @@
 """Keras, PyTorch and the NumPy reference compute the same batch normalization and the same SGD steps.
 
 Differences are measured as max |a - b| / max |b| per array (b = the reference, or Keras), and the
-largest value per check is printed at the end of the test session (see conftest.record_parity).
+largest value per check is printed at the end of the test session (see conftest.record_parity); for
+float32 training runs that needed their drift runs also the largest share of the bound ("/ bound", see
+test_training_steps_agree_between_frameworks).
 """
 
 import itertools
@@ -29,9 +31,10 @@ LAYOUTS = {"1d": (8,), "conv": (5, 5, 4), "sequence": (6, 4)}
 BATCH, UPDATES = 16, 5
 # float32 against the float64 reference, for one BN operation (a forward pass, k moving-average updates):
 # round-off that no training amplifies. How much depends on the order in which a kernel sums, and so on
-# the CPU (SIMD width, oneDNN or Eigen, threads), but it is never worse than the least accurate order, one
-# sequential float32 loop per channel. The tests check that loop too (SequentialFloat32BN, the same result
-# on every CPU): on these inputs it stays within 5.1e-6 (Keras and torch here: within 2.2e-6).
+# the CPU (SIMD width, oneDNN or Eigen, threads), but every order kernels use (blocked, SIMD-lane, pairwise,
+# tree) has a smaller error bound than the least accurate one, a sequential float32 loop per channel. The
+# tests check that loop too (SequentialFloat32BN, the same result on every CPU): on these inputs it stays
+# within 5.1e-6 (Keras and torch here: within 2.2e-6).
 TOLERANCE = 1e-5
 
 
@@ -284,18 +287,18 @@ def trained_keys(layer) -> list[str]:
     return (["kernel", "recurrent"] if isinstance(layer, spec.LSTM) else ["kernel"]) + ["bias"] * layer.use_bias
 
 
-def one_ulp_up(layers: list, weights: list[dict]) -> list[dict]:
-    """`weights` with every trained array moved up by one ulp of its dtype; the rest as they are."""
+def one_ulp_off(layers: list, weights: list[dict], direction: float) -> list[dict]:
+    """`weights` with every trained array moved by one ulp of its dtype towards `direction` (+-inf)."""
     stateful = [layer for layer in layers if isinstance(layer, (spec.Dense, spec.Conv2D, spec.LSTM, spec.BatchNorm))]
-    return [{key: np.nextafter(value, np.inf).astype(value.dtype) if key in trained_keys(layer) else value
+    return [{key: np.nextafter(value, direction).astype(value.dtype) if key in trained_keys(layer) else value
              for key, value in entry.items()} for layer, entry in zip(stateful, weights, strict=True)]
 
 
-def reordered_within_batches(order: np.ndarray, batch_size: int) -> np.ndarray:
+def reordered_within_batches(order: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
     """The same mini-batches in the same sequence, the samples inside each in another order: in exact
     arithmetic the same SGD steps (a batch's loss, statistics and gradients are sums over its samples);
-    in float32 other round-off in every sum over the batch."""
-    rng = np.random.default_rng(5)
+    in floating point other round-off in every sum over the batch."""
+    rng = np.random.default_rng(seed)
     return np.concatenate([rng.permutation(order[i:i + batch_size]) for i in range(0, len(order), batch_size)])
 
 
@@ -308,11 +311,16 @@ def train(framework: str, run: dict, arch: str, dtype: np.dtype, weights: list[d
     return sgd_steps(trainer, order, run["batch_size"]), BACKENDS[framework].export_weights(trainer.model)
 
 
-def trained_pair(arch: str, variant: str, nesterov: bool, dtype: np.dtype, drift: bool = False):
+# The runs that measure each framework's own drift: start weights one ulp up / down, each with the samples
+# of every batch in another order (the numbers seed that order).
+DRIFTS = {"one ulp up, reordered": (np.inf, 5), "one ulp down, reordered": (-np.inf, 6)}
+
+
+def trained_pair(arch: str, variant: str, nesterov: bool, dtype: np.dtype):
     """Keras and torch trainers from the same weights (Keras-loaded, copied into torch) after STEPS
-    SGD steps on the same batches; returns (start weights, {framework: (losses, final weights)}).
-    `drift`: each framework also trains from the start weights one ulp up with the samples of each
-    batch reordered, under the key (framework, "drift")."""
+    SGD steps on the same batches; returns (start weights, {framework: (losses, final weights)},
+    drift_runs). drift_runs() trains each framework again from each of DRIFTS' starts and orders and
+    returns {(framework, drift): (losses, final weights)}."""
     run = trainer_run(arch, variant, nesterov)
     shape, outputs = ARCH_DATA[arch]
     shape = spec.INPUT_SHAPES[arch] or shape
@@ -320,39 +328,50 @@ def trained_pair(arch: str, variant: str, nesterov: bool, dtype: np.dtype, drift
     weights = perturbed(layers, spec.initial_weights(layers, shape, run["seed"]), seed=4)
     start = keras_backend.export_weights(keras_backend.build_model(layers, shape, weights))
     order = spec.batch_order(run["seed"], 1, STEPS * run["batch_size"])
-    runs = {framework: (start, order) for framework in BACKENDS}
-    if drift:
-        shifted, reordered = one_ulp_up(layers, start), reordered_within_batches(order, run["batch_size"])
-        runs.update({(framework, "drift"): (shifted, reordered) for framework in BACKENDS})
-    return start, {key: train(key if isinstance(key, str) else key[0], run, arch, dtype, *inputs)
-                   for key, inputs in runs.items()}
+
+    def drift_runs() -> dict:
+        return {(framework, drift): train(framework, run, arch, dtype, one_ulp_off(layers, start, direction),
+                                          reordered_within_batches(order, run["batch_size"], seed))
+                for drift, (direction, seed) in DRIFTS.items() for framework in BACKENDS}
+
+    return start, {framework: train(framework, run, arch, dtype, start, order) for framework in BACKENDS}, drift_runs
 
 
-# float32 whole-model bound (see test_training_steps_agree_between_frameworks): the relative difference
-# between the frameworks <= DRIFT_FACTOR x the larger of their own drifts + DRIFT_FLOOR.
+# The float32 bound (see test_training_steps_agree_between_frameworks): the frameworks' relative difference
+# <= DRIFT_FACTOR x the largest of their own drifts + DRIFT_FLOOR.
 DRIFT_FACTOR = 50.0
 DRIFT_FLOOR = 8 * float(np.finfo(np.float32).eps) * STEPS  # 8 float32 ulps per step: 1.9e-5
 
 
-def check_within_drift(name: str, part, results: dict) -> None:
-    """`part` (step losses or one array) agrees between the frameworks within the drift bound."""
-    difference = relative(part(results["torch"]), part(results["keras"]))
-    drift = max(relative(part(results[framework, "drift"]), part(results[framework])) for framework in BACKENDS)
-    bound = DRIFT_FACTOR * drift + DRIFT_FLOOR
-    record_parity(name, difference)
-    record_parity(f"{name} / bound ({DRIFT_FACTOR:.0f} x own drift + {DRIFT_FLOOR:.1e})", difference / bound)
-    assert difference <= bound, (f"{name}: relative difference {difference:.2e} > {DRIFT_FACTOR:.0f} x the "
-                                 f"frameworks' own drift {drift:.2e} + {DRIFT_FLOOR:.1e}")
+def check_float32_within_drift(label: str, variant: str, start: list[dict], results: dict, drift_runs) -> None:
+    """Step losses and every array that training changed agree within the drift bound. The drift runs
+    are needed, and made, only where a difference exceeds DRIFT_FLOOR."""
+    parts = [(f"step losses, {label}", "", lambda result: result[0])]
+    parts += [(f"weights after {STEPS} steps, {label}", f" ({i}.{key})",
+               lambda result, i=i, key=key: result[1][i][key])
+              for i, first in enumerate(start) for key in first
+              if not np.array_equal(results["keras"][1][i][key], first[key])]  # (frozen: bit for bit)
+    differences = [relative(part(results["torch"]), part(results["keras"])) for _, _, part in parts]
+    drifted = drift_runs() if max(differences) > DRIFT_FLOOR else {}
+    for (name, array, part), difference in zip(parts, differences):
+        drift = max((relative(part(drifted[key]), part(results[key[0]])) for key in drifted), default=0.0)
+        bound = DRIFT_FACTOR * drift + DRIFT_FLOOR
+        record_parity(name, difference)
+        if drifted:  # (without the drift runs the bound is the floor, and the difference below it)
+            record_parity(f"{name} / bound, where above the floor", difference / bound)
+        assert difference <= bound, (f"{name}, {variant}{array}: relative difference {difference:.2e} > "
+                                     f"{DRIFT_FACTOR:.0f} x the frameworks' own drift {drift:.2e} "
+                                     f"+ {DRIFT_FLOOR:.1e}")
 
 
 # CNN variants with BN on the 24x24x32 conv output: in float32 each framework's batch statistics over
 # 18 432 values per channel are ~1e-5 off the exact value (both, in different ways; see the README),
-# and by 20 steps of this loss surface the runs have nothing in common any more (relative differences
-# up to 1.2 between the frameworks, and as large between a framework's own runs one ulp apart): a bound
-# relative to the own drift would hold, but test nothing. Their float32 check covers the first two steps
-# (over 20 steps they are held to the float64 check, which shows the mapping is exact): one forward pass
-# and one update, whose round-off is that of the CNN-size BN check (test_bn_at_cnn_size_float32_error_is_bounded),
-# not amplified over many steps; 1e-4 as there (measured 5.4e-6).
+# and 20 steps of this loss surface amplify that until the runs share little: trained arrays differ by up
+# to 0.39 between the frameworks, and a framework's own run from a start one ulp off differs from it by
+# as much. A bound relative to that drift would hold but test nothing. Their float32 check covers the
+# first two steps (over 20 steps they are held to the float64 check, which shows the mapping is exact):
+# one forward pass and one update, round-off not yet amplified, of the size the CNN-size BN check bounds
+# for any summation order (test_bn_at_cnn_size_float32_error_is_bounded); 1e-4 as there.
 FLOAT32_SHORT = {("cnn", variant) for variant, bn in DEFAULT_VARIANTS.items() if bn["placement"] != "none"}
 
 
@@ -360,32 +379,70 @@ FLOAT32_SHORT = {("cnn", variant) for variant, bn in DEFAULT_VARIANTS.items() if
 @pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
 @pytest.mark.parametrize("arch", ["mlp", "mlp3", "cnn", "lstm"])
 def test_training_steps_agree_between_frameworks(arch, nesterov, precision):
-    """DOCSTRING"""
+    """Same weights, same batches: step losses and weights (with BN's moving statistics) agree over
+    20 SGD steps, for every default variant.
+
+    float64 shows the mapping itself: step losses and each array's change since the start within
+    1e-4 for mlp, mlp3 and lstm (measured <= 2.1e-5). Not 1e-12, because Keras applies SGD momentum
+    as float32 (0.9 -> 0.89999998) even to float64 variables and the steps amplify that 2.6e-8.
+    The CNN with BN on its conv output trains in a chaotic regime at the pipeline's learning rate (its
+    step losses jump between 1.4 and 14.5 on this data) and amplifies the same 2.6e-8 to 3e-4 in the
+    losses and 2.4e-2 in a weight change by step 20: losses 1e-3, changes 5e-2 for it. These are that
+    fixed 2.6e-8 amplified, not round-off (float64's 1e-16, amplified alike, stays below 1e-9), so they
+    are the same on any CPU. A mapping error lands far above all of these: torch's second LSTM bias
+    left trainable gave 0.95.
+
+    float32 is what the pipeline runs, and there the frameworks differ by round-off: their kernels sum
+    in different orders, and which orders depends on the CPU (SIMD width, oneDNN or Eigen kernels,
+    threads). Some runs amplify it (ReLU units switching for a sample, BN dividing by small batch
+    deviations): mlp3 with BN ends 1.1e-2 apart on one CPU, 2.8e-3 on another. So there is no fixed
+    tolerance. Where a difference exceeds the floor below, each framework measures its own drift, on
+    the CPU the test runs on: it trains twice more (DRIFTS), from the start weights one float32 ulp up
+    resp. down (every trained array) with the samples of each batch in another order - the same steps
+    in exact arithmetic, other round-off from the first step on and in every sum over a batch - and d
+    is the largest relative difference of those runs to its own. Per array and for the step losses:
+
+        D = relative(torch, keras) <= 50 * max(d_keras, d_torch) + 8 float32 eps per step (1.9e-5)
+
+    Neither term depends on the CPU. Where a run amplifies round-off it amplifies the frameworks'
+    difference and the own drift alike, whatever the CPU's round-off was, so their ratio is a property
+    of the run: D/d measured <= 1.003 (mlp3) and <= 1.0 (cnn), so 50 leaves a wide margin. Where
+    nothing amplifies it, the difference is a few ulps of round-off per step, which the floor covers:
+    measured <= 8.0e-7, also where d is 0 (BN on the raw inputs: its moving statistics do not depend
+    on the weights); mlp and lstm never needed the drift runs. Largest share of the bound: 0.037.
+    Two drift runs because a run may differ by one ReLU unit switching for one sample, which one other
+    run need not reproduce: the ulp-up run alone left cnn (Nesterov, bn_input) at 1.18x its bound.
+    Measured on a 2-core Intel Xeon VM with AVX-512 ("Intel(R) Xeon(R) Processor"), also with other
+    kernels there (TF_ENABLE_ONEDNN_OPTS=0 with ATEN_CPU_CAPABILITY=avx2; ATEN_CPU_CAPABILITY=default
+    on one thread): shares <= 0.037, D/d <= 1.003. Mapping errors put into torch's side fail every
+    float32 case they affect (D/d at each case's first failure): learning rate 1 % off (4.8e3 to
+    1.2e4; cnn through its two-step check), BN momentum passed unconverted (>= 180), the second LSTM
+    bias trainable (5.2e4), Nesterov dropped (>= 1.6e3), BN epsilon 1e-5 for 1e-3 (>= 87), SGD
+    momentum 0.91 for 0.9 (>= 1.7e4; 51 and 58 on cnn, whose switching units make its d large).
+    """
     float64 = precision == np.float64
     loss_tolerance = 1e-3 if arch == "cnn" else 1e-4
     change_tolerance = 5e-2 if arch == "cnn" else 1e-4
     label = f"{arch} ({'nesterov' if nesterov else 'momentum'}, {precision})"
     for variant in supported_variants(arch):
-        short = not float64 and (arch, variant) in FLOAT32_SHORT
-        start, results = trained_pair(arch, variant, nesterov, precision, drift=not float64 and not short)
+        start, results, drift_runs = trained_pair(arch, variant, nesterov, precision)
         (keras_losses, keras_final), (torch_losses, torch_final) = results["keras"], results["torch"]
         assert np.isfinite(keras_losses).all() and keras_final[-1]["kernel"].dtype == precision
-        if short:
+        if not float64 and (arch, variant) in FLOAT32_SHORT:
             check(f"step losses, first 2 steps, cnn with conv BN ({precision})", torch_losses[:2],
-                  keras_losses[:2], 1e-4)
+                  keras_losses[:2], 1e-4)  # measured 5.4e-6
             continue
-        if float64:
-            check(f"step losses, {label}", torch_losses, keras_losses, loss_tolerance)
-        else:
-            check_within_drift(f"step losses, {label}", lambda result: result[0], results)
-        for i, (first, k, t) in enumerate(zip(start, keras_final, torch_final, strict=True)):
+        for first, k, t in zip(start, keras_final, torch_final, strict=True):
             for key in first:
                 if np.array_equal(k[key], first[key]):  # frozen: bit for bit in both
                     np.testing.assert_array_equal(t[key], first[key], err_msg=f"{variant} {key}")
-                elif not float64:
-                    check_within_drift(f"weights after {STEPS} steps, {label}",
-                                       lambda result: result[1][i][key], results)
-                elif np.abs(k[key] - first[key]).max() > 1e-9 * np.abs(first[key]).max():
+        if not float64:
+            check_float32_within_drift(label, variant, start, results, drift_runs)
+            continue
+        check(f"step losses, {label}", torch_losses, keras_losses, loss_tolerance)
+        for first, k, t in zip(start, keras_final, torch_final, strict=True):
+            for key in first:
+                if np.abs(k[key] - first[key]).max() > 1e-9 * np.abs(first[key]).max():
                     # (a bias in front of BN has a zero gradient: its 'change' is round-off, skipped)
                     check(f"weight change over {STEPS} steps, {label}", t[key] - first[key],
                           k[key] - first[key], change_tolerance)
