@@ -174,8 +174,8 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
                        margin=claim.get("margin", margins.get(claim["metric"], 0.0)) if claim["kind"] == "compare"
                        else np.nan)
             if claim["kind"] == "single_run" and values.size >= 2:
-                claimed = claim.get("value", np.mean(claim.get("range", [np.nan])))
-                row["percentile"] = percentile(values, claimed)
+                if "value" in claim:  # (a claimed range has no one percentile)
+                    row["percentile"] = percentile(values, claim["value"])
                 row["prediction_low"], row["prediction_high"] = prediction_interval(values)
             enough = values.size >= max(min_pairs, 2)
             tests.append(_tests(claim, values, row["margin"]) if enough else {})

@@ -142,9 +142,9 @@ def claims_table(claims: pd.DataFrame) -> list[dict]:
     """The claims rows as the report shows them."""
     rows = []
     for row in claims.to_dict("records"):
-        single = ("–" if pd.isna(row.get("percentile")) else
-                  f"{row['percentile']:.0f}th percentile; [{_number(row['prediction_low'])}, "
-                  f"{_number(row['prediction_high'])}]")
+        interval = f"[{_number(row['prediction_low'])}, {_number(row['prediction_high'])}]"
+        single = ("–" if pd.isna(row.get("prediction_low")) else interval if pd.isna(row.get("percentile"))
+                  else f"{row['percentile']:.0f}th percentile; {interval}")
         pairs = "" if pd.isna(row.get("n_pairs")) else f" ({int(row['n_pairs'])})"
         rows.append({**row, "value": _fmt(row["measured"], row["ci_low"], row["ci_high"], 3), "single_run": single,
                      "runs": f"{int(row['n'])}{pairs}", "outcome": "" if pd.isna(row.get("outcome")) else row["outcome"],
