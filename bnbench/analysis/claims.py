@@ -103,9 +103,9 @@ def _runs(summary: pd.DataFrame, claim: dict, variant: str, framework: str) -> p
                    & (summary.variant == variant) & (summary.framework == framework)]
 
 
-def _values(runs: pd.DataFrame, metric: str) -> np.ndarray:
-    """A metric's values; a missed target counts as epochs + 1 (stats.censored)."""
-    return stats.censored(runs, metric).to_numpy(float)
+def _claimed_bounds(claim: dict) -> tuple[float, float]:
+    """A range or single_run claim's [low, high] (a single value is a range of one point)."""
+    return tuple(claim["range"]) if "range" in claim else (claim["value"], claim["value"])
 
 
 def _tests(claim: dict, values: np.ndarray, margin: float) -> dict[str, float]:
@@ -113,7 +113,7 @@ def _tests(claim: dict, values: np.ndarray, margin: float) -> dict[str, float]:
     if claim["kind"] == "compare":
         return {EQUIVALENT: tost_p(values, -margin, margin), BETTER: one_sided_p(values, 0.0, above=True),
                 WORSE: one_sided_p(values, 0.0, above=False)}
-    low, high = (claim["range"] if "range" in claim else (claim["value"], claim["value"]))
+    low, high = _claimed_bounds(claim)
     if claim["kind"] == "range":
         return {HOLDS: tost_p(values, low, high), FAILS: min(one_sided_p(values, high, above=True),
                                                            one_sided_p(values, low, above=False))}
@@ -129,7 +129,7 @@ def _boundary(claim: dict, values: np.ndarray, margin: float) -> float:
     mean = values.mean()
     if claim["kind"] == "compare":
         return (math.copysign(margin, mean) if abs(mean) < margin else 0.0) if margin else 0.0
-    low, high = claim["range"] if "range" in claim else (claim["value"], claim["value"])
+    low, high = _claimed_bounds(claim)
     return low if abs(mean - low) < abs(mean - high) else high
 
 
@@ -146,14 +146,13 @@ def _measure(summary: pd.DataFrame, claim: dict, framework: str) -> tuple[dict, 
            "quote_verbatim": claim.get("quote_verbatim", True), "claim": claim["claim"],
            "framework": framework, "kind": claim["kind"], "metric": claim["metric"]}
     if claim["kind"] != "compare":
-        values = _values(runs, claim["metric"])
+        values = stats.censored(runs, claim["metric"]).to_numpy(float)  # a miss counts as epochs + 1
         expected = (f"one run gave {claim['value']}" if "value" in claim else
                     f"{'one run' if claim['kind'] == 'single_run' else 'mean'} in [{claim['range'][0]}, {claim['range'][1]}]")
         return {**row, "n": len(values), "expected": expected}, values
     against = _runs(summary, claim, claim["against"], framework)
-    pairs = runs.assign(a=_values(runs, claim["metric"]))[["seed", "a"]].merge(
-        against.assign(b=_values(against, claim["metric"]))[["seed", "b"]], on="seed")
-    differences = _direction(claim["metric"]) * (pairs["a"] - pairs["b"]).to_numpy(float)
+    pairs = stats.paired(runs, against, claim["metric"])
+    differences = _direction(claim["metric"]) * (pairs["value_a"] - pairs["value_b"]).to_numpy(float)
     return {**row, "n": len(runs), "n_pairs": len(differences), "expected": f"{claim['variant']} vs "
             f"{claim['against']}: {' or '.join(claim['expect'])}"}, differences
 

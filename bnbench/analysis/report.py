@@ -84,10 +84,9 @@ def separated(leader: pd.DataFrame, other: pd.DataFrame, metric: str, margin: fl
     rejects "no better" at 5 % and the difference is not within the equivalence margin (TOST)."""
     from bnbench.analysis.claims import one_sided_p, tost_p
 
-    pairs = leader.assign(a=stats.censored(leader, metric))[["seed", "a"]].merge(
-        other.assign(b=stats.censored(other, metric))[["seed", "b"]], on="seed")
+    pairs = stats.paired(leader, other, metric)
     sign = 1 if stats.METRICS[metric] else -1
-    differences = (sign * (pairs["a"] - pairs["b"])).to_numpy(float)
+    differences = (sign * (pairs["value_a"] - pairs["value_b"])).to_numpy(float)
     differences = differences[np.isfinite(differences)]
     if differences.size < 2:
         return False

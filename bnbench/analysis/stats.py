@@ -136,7 +136,8 @@ def aggregate(summary: pd.DataFrame, metrics=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
+def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Runs of a and b with the same seed: columns seed, value_a, value_b (a missed target: `censored`)."""
     left = a.assign(value=censored(a, metric))[["seed", "value"]]
     right = b.assign(value=censored(b, metric))[["seed", "value"]]
     return left.merge(right, on="seed", suffixes=("_a", "_b"))
@@ -145,7 +146,7 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
 def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, seed: int = 0) -> dict:
     """a vs b on one metric, paired by seed: mean difference (a - b) with CI, P(a better than b)
     with CI (Mann-Whitney form, direction-aware), Wilcoxon signed-rank p."""
-    pairs = _paired(a, b, metric)
+    pairs = paired(a, b, metric)
     if pairs.empty:
         return {}
     diff = pairs["value_a"] - pairs["value_b"]
