@@ -2,15 +2,18 @@
 and the tutorials' training loops, in one process, on the pipeline's thread count.
 
 For the Fashion-MNIST `mlp3` BN-before model and the circles `mlp` BN-after model it times
-  floor            the same forward + backward matrix products at batch 32, plain torch.mm
-  keras fit        the tutorial: model.fit(batch_size=32, shuffle=True) after a default compile
-  torch DataLoader the tutorial: DataLoader(shuffle=True) loop with nn.BatchNorm1d
+  floor (torch.mm)   the same forward + backward matrix products at batch 32, plain torch.mm
+  floor (tf.matmul)  the same products with tf.matmul in one tf.function per epoch (TensorFlow's floor)
+  keras fit          the tutorial: model.fit(batch_size=32, shuffle=True) after a default compile
+  torch DataLoader   the tutorial: DataLoader(shuffle=True) loop with nn.BatchNorm1d
   bnbench keras / bnbench torch   the trainers exactly as the pipeline runs them
-and prints median seconds per epoch (after one warm-up epoch), the ratios trainer / floor and
-baseline / trainer, the process's peak RSS after each method and the test accuracy after the timed
-epochs (so speed never silently changes results). Then, in subprocesses: the wall time of whole circles
-training jobs (`python -m bnbench train`, as a rule runs them) and thread scaling (one 1-thread job, two
-side by side, one 2-thread job). Writes reports/speed.csv.
+and prints median seconds per epoch (after one warm-up epoch), the ratio to the method's own
+framework's floor and the milliseconds per step above it, baseline / trainer, the process's peak RSS
+after each method and the test accuracy after the timed epochs (so speed never silently changes
+results), with the CPU model. Then, in subprocesses: whole circles training jobs (`python -m bnbench
+train`, as a rule runs them) of one run and of a group of 10 runs (wall time / 10), each against one
+run's own training + evaluation time, and thread scaling (one 1-thread job, two side by side, one
+2-thread job). Writes reports/speed.csv.
 
     python benchmarks/speed.py [--epochs 3] [--fashion-dir DIR] [--skip-jobs]
     python benchmarks/speed.py --jobs-from .     # per-rule job times of a finished `make run`
@@ -37,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from bnbench.config import resolve_run, validate_config  # noqa: E402
+from bnbench.provenance import cpu_model  # noqa: E402
 from bnbench.training.spec import batch_order  # noqa: E402
 from bnbench.training.loop import prepare  # noqa: E402
 
@@ -106,6 +110,38 @@ def floor_epoch_seconds(widths: list[int], n_train: int, batch: int, epochs: int
                 if i:
                     g @ weights[i].T
     return timed_epochs(epoch, epochs)
+
+
+def tf_floor_epoch_seconds(widths: list[int], n_train: int, batch: int, epochs: int) -> list[float]:
+    """The same matrix products with tf.matmul in one tf.function per epoch (as bnbench's Keras epoch
+    runs): TensorFlow's own floor, which on some CPUs is well above torch.mm's. Each product feeds a
+    running sum (one element), or the graph would prune it."""
+    import tensorflow as tf
+
+    from bnbench.training.backends import keras as keras_backend  # its TF settings and thread pinning
+
+    keras_backend.configure(THREADS, 0)
+    rng = np.random.default_rng(0)
+    weights = [tf.constant(rng.standard_normal((a, b), dtype=np.float32)) for a, b in zip(widths, widths[1:])]
+    x = tf.constant(rng.standard_normal((n_train, widths[0]), dtype=np.float32))
+    grads = [tf.constant(rng.standard_normal((batch, w), dtype=np.float32)) for w in widths[1:]]
+
+    @tf.function
+    def epoch(x):
+        n, total = tf.shape(x)[0], tf.constant(0.0)
+        for first in tf.range(0, n, batch):
+            acts = [x[first:tf.minimum(first + batch, n)]]
+            rows = tf.shape(acts[0])[0]
+            for w in weights:
+                acts.append(tf.matmul(acts[-1], w))
+            for i in reversed(range(len(weights))):
+                g = grads[i][:rows]
+                total += tf.matmul(acts[i], g, transpose_a=True)[0, 0]
+                if i:
+                    total += tf.matmul(g, weights[i], transpose_b=True)[0, 0]
+        return total
+
+    return timed_epochs(lambda _: float(epoch(x)), epochs)
 
 
 # --- tutorial baselines ----------------------------------------------------------------------------
@@ -188,21 +224,38 @@ def bnbench_trainer(framework: str, run: dict, data: dict, epochs: int) -> tuple
 
 # --- whole jobs in subprocesses ---------------------------------------------------------------------
 
-def job_seconds(run: dict, data_path: Path, threads: int, workdir: Path, parallel: int = 1) -> float:
-    """Wall time of `parallel` identical `python -m bnbench train` jobs started together."""
+def job_seconds(run: dict | list[dict], data_path: Path, threads: int, workdir: Path, parallel: int = 1) -> float:
+    """Wall time of `parallel` identical `python -m bnbench train` jobs started together (each training
+    `run`, or the list of runs one after another, as a group job does)."""
+    runs = run if isinstance(run, list) else [run]
     procs = []
     start = time.perf_counter()
     for i in range(parallel):
-        out = workdir / f"{run['framework']}-{threads}-{parallel}-{i}"
-        cmd = [sys.executable, "-m", "bnbench", "train", "--run", json.dumps(run), "--data", str(data_path),
-               "--threads", str(threads), "--history", str(out / "history.csv"),
-               "--summary", str(out / "summary.json")]
+        out = [workdir / f"{r['framework']}-{threads}-{parallel}-{i}-{r['seed']}" for r in runs]
+        cmd = [sys.executable, "-m", "bnbench", "train", "--run", json.dumps(runs), "--data", str(data_path),
+               "--threads", str(threads), "--history", *[str(o / "history.csv") for o in out],
+               "--summary", *[str(o / "summary.json") for o in out]]
         procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode:
             raise SystemExit(f"benchmark job failed:\n{err}")
     return time.perf_counter() - start
+
+
+def warm_run_seconds(runs: list[dict], data_path: Path) -> float:
+    """One run's own training + evaluation time: the median over runs 2.. of a group trained in this
+    process (`Session.train`: fit and its evaluations, no start-up, no tracing)."""
+    from bnbench.data import cache
+    from bnbench.training import backends
+    from bnbench.training.loop import Session
+
+    session, seconds = Session(backends.load(runs[0]["framework"]), cache.load(data_path), THREADS), []
+    for run in runs:
+        start = time.perf_counter()
+        session.train(run, log=lambda message: None)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds[1:])
 
 
 def main(argv=None) -> int:
@@ -224,15 +277,18 @@ def main(argv=None) -> int:
         return 0
 
     config = load_config(args.fashion_dir)
-    rows = []
+    rows, steps = [], {}
+    print(f"CPU: {cpu_model()}; {THREADS} thread per trainer, as the training rule runs them", flush=True)
     for case in args.case or CASES:
         dataset, arch, variant, factor = CASES[case]
         data = load_data(config, dataset)
         run = resolve_run(config, dataset, arch, variant, "torch", 1)
         n_train, batch, epochs = len(data["x_train"]), run["batch_size"], args.epochs * factor
+        steps[case] = -(-n_train // batch)
         widths = [784, 300, 200, 100, 10] if arch == "mlp3" else [2, 50, 1]
         methods = {
             "floor (torch.mm)": lambda: (floor_epoch_seconds(widths, n_train, batch, epochs), float("nan")),
+            "floor (tf.matmul)": lambda: (tf_floor_epoch_seconds(widths, n_train, batch, epochs), float("nan")),
             "keras fit (tutorial)": lambda: keras_fit_baseline(run, fresh(data), epochs),
             "torch DataLoader (tutorial)": lambda: torch_dataloader_baseline(run, fresh(data), epochs),
             "bnbench keras": lambda: bnbench_trainer("keras", run, fresh(data), epochs),
@@ -243,7 +299,7 @@ def main(argv=None) -> int:
             rows.append({"case": case, "method": method, "seconds_per_epoch": statistics.median(times),
                          "epochs_timed": len(times), "test_accuracy": accuracy, "peak_rss_mb": peak_rss_mb()})
             print(f"  {case:24s} {method:28s} {rows[-1]['seconds_per_epoch']:8.3f} s/epoch", flush=True)
-    add_ratios(rows)
+    add_ratios(rows, steps)
     if not args.skip_jobs:
         rows += job_rows(config)
     write(rows, Path(args.out))
@@ -251,17 +307,32 @@ def main(argv=None) -> int:
     return 0
 
 
-def add_ratios(rows: list[dict]) -> None:
+FLOOR = {"keras": "floor (tf.matmul)", "torch": "floor (torch.mm)"}  # each framework's own floor
+BASELINE = {"bnbench keras": "keras fit (tutorial)", "bnbench torch": "torch DataLoader (tutorial)"}
+
+
+def own_floor(method: str) -> str:
+    return FLOOR["keras" if "keras" in method or "tf." in method else "torch"]
+
+
+def add_ratios(rows: list[dict], steps: dict[str, int]) -> None:
+    """x_floor: seconds per epoch over the method's own framework's floor; ms_above_floor: milliseconds
+    per step above it (`steps` per epoch of each case)."""
     by = {(r["case"], r["method"]): r["seconds_per_epoch"] for r in rows}
-    baseline = {"bnbench keras": "keras fit (tutorial)", "bnbench torch": "torch DataLoader (tutorial)"}
     for row in rows:
-        row["x_floor"] = row["seconds_per_epoch"] / by[(row["case"], "floor (torch.mm)")]
-        if row["method"] in baseline:
-            row["baseline_speedup"] = by[(row["case"], baseline[row["method"]])] / row["seconds_per_epoch"]
+        floor = by[(row["case"], own_floor(row["method"]))]
+        row["x_floor"] = row["seconds_per_epoch"] / floor
+        row["ms_above_floor"] = 1000 * (row["seconds_per_epoch"] - floor) / steps[row["case"]]
+        if row["method"] in BASELINE:
+            row["baseline_speedup"] = by[(row["case"], BASELINE[row["method"]])] / row["seconds_per_epoch"]
+
+
+GROUP = 10  # runs in the group job timed against a job of one run
 
 
 def job_rows(config: dict) -> list[dict]:
-    """Whole circles jobs as the pipeline runs them, and thread scaling on the torch mlp3 job."""
+    """Whole circles jobs as the pipeline runs them (one run, and a group of GROUP runs: per-run cost
+    against one run's own training + evaluation), and thread scaling on the torch mlp3 job."""
     from bnbench.data import cache
 
     rows = []
@@ -270,11 +341,17 @@ def job_rows(config: dict) -> list[dict]:
         circles = tmp / "circles.npz"
         cache.save(circles, load_data(config, "circles"))
         for framework in ("torch", "keras"):
-            run = resolve_run(config, "circles", "mlp", "bn_after", framework, 1)
-            seconds = [job_seconds(run, circles, 1, tmp) for _ in range(3)]
-            rows.append({"case": "circles job (100 epochs, whole process)", "method": f"bnbench {framework}",
-                         "seconds_per_epoch": float("nan"), "job_seconds": statistics.median(seconds)})
-            print(f"  circles {framework} job: {rows[-1]['job_seconds']:.2f} s wall", flush=True)
+            group = [resolve_run(config, "circles", "mlp", "bn_after", framework, seed) for seed in range(1, GROUP + 1)]
+            one = statistics.median(job_seconds(group[0], circles, 1, tmp) for _ in range(3))
+            per_run = statistics.median(job_seconds(group, circles, 1, tmp) for _ in range(3)) / GROUP
+            own = warm_run_seconds(group, circles)
+            for method, seconds in ((f"job of 1 run, {framework}", one),
+                                    (f"job of {GROUP} runs / {GROUP}, {framework}", per_run),
+                                    (f"one run's training + evaluation, {framework}", own)):
+                rows.append({"case": "circles job (100 epochs, whole process)", "method": method,
+                             "seconds_per_epoch": float("nan"), "job_seconds": seconds,
+                             "x_own_run": seconds / own})
+                print(f"  circles {method}: {seconds:.2f} s wall ({seconds / own:.2f}x the run's own time)", flush=True)
         fashion = tmp / "fashion.npz"
         cache.save(fashion, load_data(config, "fashion_mnist"))
         run = {**resolve_run(config, "fashion_mnist", "mlp3", "bn_before", "torch", 1), "epochs": 2}
@@ -308,8 +385,8 @@ def job_benchmarks(root: Path) -> list[dict]:
             for (dataset, arch, framework), row in table.iterrows()]
 
 
-COLUMNS = ["case", "method", "seconds_per_epoch", "x_floor", "baseline_speedup", "test_accuracy",
-           "peak_rss_mb", "epochs_timed", "job_seconds", "jobs_per_hour"]
+COLUMNS = ["case", "method", "seconds_per_epoch", "x_floor", "ms_above_floor", "baseline_speedup", "test_accuracy",
+           "peak_rss_mb", "epochs_timed", "job_seconds", "x_own_run", "jobs_per_hour", "cpu"]
 
 
 def write(rows: list[dict], path: Path) -> None:
@@ -320,6 +397,8 @@ def write(rows: list[dict], path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        row["cpu"] = cpu_model()
     atomic_write(path, dump)
 
 
@@ -328,13 +407,16 @@ def fmt(value, spec: str) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'case':42s} {'method':32s} {'s/epoch':>8s} {'x floor':>8s} {'vs tutorial':>11s} "
-          f"{'test acc':>8s} {'peak RSS':>9s} {'job s':>7s}")
+    print(f"\nCPU: {cpu_model()}")
+    print(f"{'case':42s} {'method':40s} {'s/epoch':>8s} {'x floor':>8s} {'ms/step':>8s} {'vs tutorial':>11s} "
+          f"{'test acc':>8s} {'peak RSS':>9s} {'job s':>7s} {'x own':>6s}")
+    print(f"{'':42s} {'':40s} {'':>8s} {'(own)':>8s} {'> floor':>8s}")
     for r in rows:
-        print(f"{r['case']:42s} {r['method']:32s} {fmt(r.get('seconds_per_epoch'), '8.3f'):>8s} "
-              f"{fmt(r.get('x_floor'), '8.2f'):>8s} {fmt(r.get('baseline_speedup'), '10.1f') + ('x' if r.get('baseline_speedup') else ''):>11s} "
+        print(f"{r['case']:42s} {r['method']:40s} {fmt(r.get('seconds_per_epoch'), '8.3f'):>8s} "
+              f"{fmt(r.get('x_floor'), '8.2f'):>8s} {fmt(r.get('ms_above_floor'), '8.3f'):>8s} "
+              f"{fmt(r.get('baseline_speedup'), '10.1f') + ('x' if r.get('baseline_speedup') else ''):>11s} "
               f"{fmt(r.get('test_accuracy'), '8.4f'):>8s} {fmt(r.get('peak_rss_mb'), '7.0f') + (' MB' if r.get('peak_rss_mb') else ''):>9s} "
-              f"{fmt(r.get('job_seconds'), '7.2f'):>7s}")
+              f"{fmt(r.get('job_seconds'), '7.2f'):>7s} {fmt(r.get('x_own_run'), '6.2f'):>6s}")
 
 
 if __name__ == "__main__":

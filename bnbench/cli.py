@@ -19,15 +19,28 @@ def log(message: str) -> None:
     print(f"[bnbench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def json_object(text: str) -> dict:
-    """argparse type of the JSON arguments the workflow passes (--params, --run, --config)."""
+def _json(text: str):
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise argparse.ArgumentTypeError(f"not valid JSON ({err}); pass a JSON object, e.g. '{{\"seed\": 1}}'")
-    if not isinstance(value, dict):
+
+
+def json_object(text: str) -> dict:
+    """argparse type of the JSON arguments the workflow passes (--params, --config)."""
+    if not isinstance(value := _json(text), dict):
         raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object; pass one, e.g. '{{\"seed\": 1}}'")
     return value
+
+
+def json_runs(text: str) -> list[dict]:
+    """argparse type of --run: one run's settings as a JSON object, or a JSON list of them."""
+    value = _json(text)
+    runs = value if isinstance(value, list) else [value]
+    if not runs or not all(isinstance(run, dict) for run in runs):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object or a list of them; pass one run's "
+                                         f"settings, e.g. '{{\"seed\": 1}}', or a list of runs")
+    return runs
 
 
 def whole_number(minimum: int):
@@ -54,7 +67,7 @@ def cmd_train(args) -> None:
     from bnbench.training.job import run_job
 
     run_job(args.run, args.data, args.history, args.summary, threads=args.threads,
-            checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every, log=log)
+            checkpoint_paths=args.checkpoint, checkpoint_every=args.checkpoint_every, log=log)
 
 
 def cmd_combine(args) -> None:
@@ -101,13 +114,16 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True)
     data.set_defaults(func=cmd_data)
 
-    train = sub.add_parser("train", help="train one run and write history.csv + summary.json")
-    train.add_argument("--run", required=True, type=json_object, help="resolved run settings as JSON")
+    train = sub.add_parser("train", help="train runs one after another; write each one's history.csv + summary.json")
+    train.add_argument("--run", required=True, type=json_runs,
+                       help="resolved run settings as JSON: one object, or a list of runs of one dataset, arch "
+                            "and framework")
     train.add_argument("--data", required=True)
-    train.add_argument("--history", required=True)
-    train.add_argument("--summary", required=True)
+    train.add_argument("--history", required=True, nargs="+", help="one path per run, in the order of --run")
+    train.add_argument("--summary", required=True, nargs="+", help="one path per run, in the order of --run")
     train.add_argument("--threads", type=whole_number(1), default=1)
-    train.add_argument("--checkpoint", help="checkpoint file: resumed from if present, removed when done")
+    train.add_argument("--checkpoint", nargs="+", help="checkpoint file per run: resumed from if present, "
+                                                       "removed when the job is done")
     # argparse applies `type` to a string default too: a bad $BNBENCH_CHECKPOINT_EVERY is reported here.
     train.add_argument("--checkpoint-every", type=whole_number(0), metavar="EPOCHS",
                        default=os.environ.get("BNBENCH_CHECKPOINT_EVERY", "5"),

@@ -186,6 +186,28 @@ def dataset_seeds(config: dict, dataset: str) -> list[int]:
     return config["datasets"][dataset].get("seeds", config["seeds"])
 
 
+def seed_groups(config: dict, dataset: str) -> list[list[int]]:
+    """The dataset's seeds in config order, cut into groups of runs_per_job: one training job trains one
+    group of one arch x variant x framework."""
+    seeds, size = dataset_seeds(config, dataset), config["datasets"][dataset]["runs_per_job"]
+    return [seeds[first:first + size] for first in range(0, len(seeds), size)]
+
+
+def experiment(config: dict) -> dict:
+    """The config without the settings that change no result (how often checkpoints are written, how
+    runs are grouped into jobs): what the report shows, so that changing those reruns nothing."""
+    datasets = {name: {k: v for k, v in settings.items() if k != "runs_per_job"}
+                for name, settings in config["datasets"].items()}
+    return {**{k: v for k, v in config.items() if k != "checkpoint_every"}, "datasets": datasets}
+
+
+def training_jobs(config: dict) -> int:
+    """How many training jobs the config's runs make (seed groups of each arch x variant x framework)."""
+    group = {(name, seed): i for name in config["datasets"] for i, seeds in enumerate(seed_groups(config, name))
+             for seed in seeds}
+    return len({(*(run[key] for key in RUN_KEYS[:-1]), group[run["dataset"], run["seed"]]) for run in runs(config)})
+
+
 def dataset_variants(config: dict, dataset: str) -> list[str]:
     return config["datasets"][dataset].get("variants", list(config["variants"]))
 
@@ -238,11 +260,13 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
 # `make bench` and the pipeline's benchmark files, for SLURM's time limit; and peak memory per job.
 EPOCH_SECONDS = {"mlp": 0.1, "mlp3": 3.0, "cnn": 60.0, "lstm": 30.0}
 JOB_MEMORY_MB = {"keras": 2500, "torch": 1500}  # measured peaks: Keras ~1.2 GB, torch ~0.65 GB (mlp3)
+JOB_MEMORY_PER_RUN_MB = 20  # each further run of a group job: measured growth of the peak (make bench)
 
 
-def job_resources(config: dict, dataset: str, arch: str, framework: str) -> dict:
-    """SLURM resources of one training job: memory (MB) and a time limit (minutes) of 3x the expected
-    time plus 5 minutes of start-up and slack."""
+def job_resources(config: dict, dataset: str, arch: str, framework: str, runs: int = 1) -> dict:
+    """SLURM resources of one training job of `runs` runs: memory (MB; the runs follow one another on one
+    copy of the data) and a time limit (minutes) of 3x the expected training time plus 5 minutes of
+    start-up and slack."""
     epochs = config["datasets"][dataset]["epochs"]
-    return {"mem_mb": JOB_MEMORY_MB[framework],
-            "runtime": 5 + math.ceil(3 * epochs * EPOCH_SECONDS[arch] / 60)}
+    return {"mem_mb": JOB_MEMORY_MB[framework] + JOB_MEMORY_PER_RUN_MB * (runs - 1),
+            "runtime": 5 + math.ceil(3 * runs * epochs * EPOCH_SECONDS[arch] / 60)}

@@ -135,6 +135,34 @@ def test_same_run_twice_gives_the_same_history(tmp_path, circles_npz, framework)
     assert [row["train_loss"] for row in other] != [row["train_loss"] for row in first]
 
 
+TIMINGS = {"seconds_to_target", "total_train_seconds", "warmup_seconds", "median_epoch_seconds"}
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_a_job_of_several_runs_trains_each_exactly_as_alone(tmp_path, circles_npz, framework):
+    """One process trains seeds 3 and 1 of bn_before (Keras reuses the model and its traced graph), then
+    bn_after (another model): each run's history and summary equal that run's trained alone."""
+    group = [run_settings(framework, variant, epochs=20, seed=seed)
+             for variant, seed in (("bn_before", 3), ("bn_before", 1), ("bn_after", 1))]
+    out = [tmp_path / f"group/{i}" for i in range(len(group))]
+    proc = subprocess.run([sys.executable, "-m", "bnbench", "train", "--run", json.dumps(group), "--data",
+                           str(circles_npz), "--history", *[str(d / "history.csv") for d in out],
+                           "--summary", *[str(d / "summary.json") for d in out]],
+                          cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "bn_before/seed3: epoch 20/20" in proc.stderr and "bn_after/seed1: done" in proc.stderr
+    for run, group_dir in zip(group, out):
+        rows, summary, _, _ = train(tmp_path / f"alone-{run['variant']}-{run['seed']}", circles_npz, run)
+        with open(group_dir / "history.csv") as handle:
+            in_group = list(csv.DictReader(handle))
+        assert [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in in_group] == \
+            [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
+        grouped = json.loads((group_dir / "summary.json").read_text())
+        assert {k: v for k, v in grouped.items() if k not in TIMINGS | {"provenance"}} == \
+            {k: v for k, v in summary.items() if k not in TIMINGS | {"provenance"}}
+        assert summary["val_accuracy"] > 0.6  # it learned: identical histories are not identical guesses
+
+
 @pytest.mark.parametrize("framework", ["keras", "torch"])
 def test_device_cuda_without_a_gpu_fails_with_one_clear_line(tmp_path, circles_npz, framework):
     import torch

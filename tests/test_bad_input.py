@@ -233,7 +233,15 @@ def test_readme_troubleshooting_lists_every_message():
 # see). {run} is a circles run's settings as JSON, {run:key=value} the same with one setting changed.
 CLI_CASES = [
     ("--run not JSON", ["--run", "{bad"], "argument --run: not valid JSON ("),
-    ("--run not an object", ["--run", "[1]"], "argument --run: '[1]' is not a JSON object"),
+    ("--run not an object", ["--run", "[1]"], "argument --run: '[1]' is not a JSON object or a list of them"),
+    ("fewer outputs than runs", ["--run", "{runs}"],
+     "--history gives 1 path(s) for 2 run(s); give one per run, in the order of --run"),
+    ("runs of two frameworks in one job", ["--run", "{runs:framework=keras}", "--history", "out/1.csv", "out/2.csv",
+                                           "--summary", "out/1.json", "out/2.json"],
+     "--run: the runs of one job differ in framework (keras, torch); give one job runs of one dataset, arch"),
+    ("one run twice in one job", ["--run", "{twice}", "--history", "out/1.csv", "out/2.csv",
+                                  "--summary", "out/1.json", "out/2.json"],
+     "--run names one run twice; give each run of a job once"),
     ("--run incomplete", ["--run", '{"seed": 1}'], "--run lacks dataset, arch, variant, framework, epochs"),
     ("--run unknown framework", ["--run", "{run:framework=jax}"], "unknown framework 'jax'; use one of: keras, torch"),
     ("--run unknown arch", ["--run", "{run:arch=resnet}"], "--run arch 'resnet' is unknown; use one of"),
@@ -258,12 +266,24 @@ def cli_arguments(args: list[str], run: dict, circles_npz, torn) -> list[str]:
     if args[0] == "data":
         return args
     given = {"--run": "{run}", "--data": str(circles_npz), "--history": "out/history.csv",
-             "--summary": "out/summary.json", **dict(zip(args[::2], args[1::2]))}
-    if given["--run"].startswith("{run"):
-        key, _, value = given["--run"][5:-1].partition("=")
-        given["--run"] = json.dumps({**run, **({key: value} if key else {})})
-    given["--data"] = given["--data"].replace("{torn}", str(torn))
-    return ["train", *[a for kv in given.items() for a in kv]]
+             "--summary": "out/summary.json"}
+    option = None
+    for arg in args:  # options with one or more values
+        if arg.startswith("--"):
+            option, given[arg] = arg, []
+        else:
+            given[option] = [*given[option], arg] if isinstance(given[option], list) else [arg]
+    given = {k: v if isinstance(v, list) else [v] for k, v in given.items()}
+    token = given["--run"][0]
+    if token.startswith(("{run", "{runs")):  # {runs}: two seeds of one run, the second with key=value
+        key, _, value = token.split(":", 1)[1][:-1].partition("=") if ":" in token else ("", "", "")
+        changed = {**run, **({key: value} if key else {})}
+        given["--run"] = [json.dumps(changed if token.startswith("{run:") or token == "{run}"
+                                     else [run, {**changed, "seed": 2}])]
+    elif token == "{twice}":
+        given["--run"] = [json.dumps([run, run])]
+    given["--data"] = [given["--data"][0].replace("{torn}", str(torn))]
+    return ["train", *[a for option, values in given.items() for a in (option, *values)]]
 
 
 @pytest.mark.parametrize("args, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])

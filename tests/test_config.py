@@ -20,8 +20,9 @@ def test_shipped_config_is_valid_and_complete():
 def test_paper_preset_dry_run_lists_every_job(tmp_path):
     (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
     proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "presets/paper.yaml"))
-    trains = re.findall(r"wildcards: dataset=(\w+), arch=(\w+), variant=(\w+), framework=(\w+), seed=(\d+)",
-                        proc.stdout)
+    train_jobs = [block for block in re.split(r"\nrule ", proc.stdout) if block.startswith("train_")]
+    trains = [run for block in train_jobs for run in
+              re.findall(r"results/runs/(\w+)/(\w+)/(\w+)/(\w+)/seed(\d+)/history.csv", block.split("output:")[1].split("\n")[0])]
     fashion = {t for t in trains if t[0] == "fashion_mnist"}
     # The LSTM skips the two BN-before variants (no activation outside its cell).
     assert len(fashion) == (3 * 7 - 2) * 2 * 10 and {t[1] for t in fashion} == {"mlp3", "cnn", "lstm"}
@@ -125,6 +126,32 @@ def test_job_resources_scale_with_epochs_and_framework():
     config["datasets"]["circles"]["epochs"] = 3000
     long = job_resources(config, "circles", "mlp", "keras")
     assert long["runtime"] > short["runtime"] >= 5 and long["mem_mb"] > short["mem_mb"]
+    group = job_resources(config, "circles", "mlp", "keras", runs=10)  # a job of 10 runs
+    assert group["runtime"] - 5 >= 10 * (long["runtime"] - 6) and group["mem_mb"] > long["mem_mb"]
+
+
+def test_runs_per_job_groups_each_variants_seeds_and_regrouping_keeps_every_run():
+    from bnbench.config import seed_groups, training_jobs
+
+    config = validate_config({**copy.deepcopy(TINY_CONFIG), "seeds": [7, 3, 5, 1, 9]})
+    assert seed_groups(config, "circles") == [[7, 3, 5, 1, 9]]  # circles' default: 10 per job
+    assert training_jobs(config) == 4  # 2 variants x 2 frameworks
+    config["datasets"]["circles"]["runs_per_job"] = 2
+    assert seed_groups(config, "circles") == [[7, 3], [5, 1], [9]]  # config order, remainder last
+    assert training_jobs(config) == 12 and len(runs(config)) == 20
+
+
+def test_changing_runs_per_job_reruns_nothing(tmp_path):
+    write_config(tmp_path, TINY_CONFIG)
+    snakemake(tmp_path, "--cores", "2")
+    write_config(tmp_path, {**TINY_CONFIG, "datasets": {"circles": {**TINY_CONFIG["datasets"]["circles"],
+                                                                    "runs_per_job": 1}}})
+    proc = snakemake(tmp_path, "--cores", "2", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    lost = "results/runs/circles/mlp/none/torch/seed2/summary.json"
+    (tmp_path / lost).unlink()
+    proc = snakemake(tmp_path, "--cores", "2", "-n", lost)
+    assert re.search(r"^train_circles_seed2\s+1$", proc.stdout, re.M), proc.stdout[-3000:]  # that run only
 
 
 @pytest.mark.parametrize("device, gpu", [("cuda", True), ("auto", False), ("cpu", False)])
@@ -133,8 +160,8 @@ def test_slurm_profile_dry_run_works_without_slurm_and_asks_a_gpu_for_cuda(tmp_p
     the data and report rules stay local."""
     write_config(tmp_path, {**TINY_CONFIG, "device": device})
     proc = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"))
-    train_jobs = [block for block in proc.stdout.split("\nrule ")[1:] if block.startswith("train:")]
-    assert len(train_jobs) == 8
+    train_jobs = [block for block in proc.stdout.split("\nrule ")[1:] if block.startswith("train_circles_seeds1_2:")]
+    assert len(train_jobs) == 4  # 2 variants x 2 frameworks, both seeds in one job
     for block in train_jobs:
         resources = re.search(r"resources: (.*)", block).group(1)
         assert "mem_mb=" in resources and "runtime=" in resources

@@ -13,21 +13,22 @@ import time
 import psutil
 import pytest
 
-from bnbench.config import load_config, runs
+from bnbench.config import load_config, runs, training_jobs
 from bnbench.files import atomic_write, temporary_path
 from conftest import ENV, REPO, TINY_CONFIG, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
 EPOCHS, EVERY, KILL_AFTER = 300, 10, 20  # kill once the checkpoint of epoch >= KILL_AFTER is on disk
+SEEDS, KILLED_SEED = [1, 2, 3, 4, 5], 4  # one job trains all five; it is killed during the fourth
 RUN = "circles/mlp/bn_after/{framework}/seed1"
 TIMINGS = {"seconds_to_target", "total_train_seconds", "warmup_seconds", "median_epoch_seconds"}  # in summary.json
 
 
-def resume_config(framework: str) -> dict:
-    return {"frameworks": [framework], "seeds": [1], "checkpoint_every": EVERY,
+def resume_config(framework: str, seeds=(1,)) -> dict:
+    return {"frameworks": [framework], "seeds": list(seeds), "checkpoint_every": EVERY,
             "variants": {"bn_after": {"placement": "after"}},
-            "datasets": {"circles": {"epochs": EPOCHS, "variants": ["bn_after"]}}}
+            "datasets": {"circles": {"epochs": EPOCHS, "variants": ["bn_after"], "runs_per_job": len(seeds)}}}
 
 
 def without_timings(history_csv) -> list[str]:
@@ -36,16 +37,16 @@ def without_timings(history_csv) -> list[str]:
     return [",".join(c for i, c in enumerate(line.split(",")) if i != timing) for line in lines]
 
 
-def kill_when_checkpointed(workdir, log) -> int:
+def kill_when_checkpointed(workdir, log, prefix="") -> int:
     """Start Snakemake in `workdir`; SIGKILL it and its jobs once `log` shows a checkpoint of an epoch
-    >= KILL_AFTER. Returns that epoch."""
+    >= KILL_AFTER on a line starting with `prefix` (a run of a group job). Returns that epoch."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1"]
     proc = subprocess.Popen(cmd, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pattern = re.compile(rf"\] {re.escape(prefix)}checkpoint: epoch (\d+) saved")
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            saved = [int(e) for e in re.findall(r"checkpoint: epoch (\d+) saved", log.read_text())] \
-                if log.exists() else []
+            saved = [int(e) for e in pattern.findall(log.read_text())] if log.exists() else []
             if saved and max(saved) >= KILL_AFTER:
                 family = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
                 for process in family:
@@ -59,33 +60,46 @@ def kill_when_checkpointed(workdir, log) -> int:
 
 
 @pytest.mark.parametrize("framework", ["keras", "torch"])
-def test_job_killed_mid_training_resumes_to_the_same_history(tmp_path, framework):
+def test_group_job_killed_in_its_fourth_run_restores_three_resumes_one_and_trains_the_rest(tmp_path, framework):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     for workdir in (killed, whole):
         workdir.mkdir()
-        write_config(workdir, resume_config(framework))
-    run_dir, log = killed / "results/runs" / RUN.format(framework=framework), \
-        killed / "logs/train" / f"{RUN.format(framework=framework)}.log"
+        write_config(workdir, resume_config(framework, SEEDS))
+    runs_dir = killed / "results/runs/circles/mlp/bn_after" / framework
+    log = killed / "logs/train/circles/mlp/bn_after" / framework / f"seeds{SEEDS[0]}-{SEEDS[-1]}.log"
 
-    checkpointed = kill_when_checkpointed(killed, log)
-    assert not (run_dir / "history.csv").exists() and (run_dir / "checkpoint.npz").exists()
+    checkpointed = kill_when_checkpointed(killed, log, prefix=f"seed{KILLED_SEED}: ")
+    finished = [seed for seed in SEEDS if (runs_dir / f"seed{seed}/history.csv").exists()]
+    assert finished == SEEDS[:SEEDS.index(KILLED_SEED)]
+    assert all((runs_dir / f"seed{seed}/checkpoint.npz").exists() for seed in SEEDS[:SEEDS.index(KILLED_SEED) + 1])
 
-    # What a user does after a crash: release the lock the killed Snakemake held, rerun.
+    # What a user does after a crash: release the lock the killed Snakemake held, rerun. Snakemake
+    # deletes the job's outputs (finished runs' included) before it reruns it.
     snakemake(killed, "--unlock")
     snakemake(killed, "--cores", "1", "--rerun-incomplete")
-    resumed = int(re.search(r"resuming from the checkpoint of epoch (\d+)", log.read_text()).group(1))
-    assert KILL_AFTER <= checkpointed <= resumed < EPOCHS  # a later checkpoint may land before the kill
-    print(f"{framework}: killed after the checkpoint of epoch {checkpointed}, resumed from epoch {resumed} "
-          f"of {EPOCHS}")
-    assert not (run_dir / "checkpoint.npz").exists(), "a finished run keeps no checkpoint"
+    text = log.read_text()
+    for seed in SEEDS:
+        trained = re.findall(rf"\] seed{seed}: epoch (\d+)/", text)
+        if seed < KILLED_SEED:  # restored from its record, not retrained
+            assert f"seed{seed}: restored: finished before the job was interrupted" in text and not trained
+        elif seed == KILLED_SEED:
+            resumed = int(re.search(rf"seed{seed}: resuming from the checkpoint of epoch (\d+)", text).group(1))
+            assert KILL_AFTER <= checkpointed <= resumed < EPOCHS  # a later checkpoint may land before the kill
+            assert int(trained[0]) == resumed + 1 and len(trained) == EPOCHS - resumed
+        else:
+            assert "resuming" not in text.split(f"seed{seed}: training", 1)[1] and len(trained) == EPOCHS
+    print(f"{framework}: killed in run {KILLED_SEED} after the checkpoint of epoch {checkpointed}, resumed "
+          f"from epoch {resumed} of {EPOCHS}")
+    assert not list(runs_dir.rglob("checkpoint.npz")), "a finished job keeps no checkpoint"
 
     snakemake(whole, "--cores", "1")
-    reference = whole / "results/runs" / RUN.format(framework=framework)
-    assert without_timings(run_dir / "history.csv") == without_timings(reference / "history.csv")
-    assert len(without_timings(reference / "history.csv")) == EPOCHS + 1
-    summaries = [json.loads((d / "summary.json").read_text()) for d in (run_dir, reference)]
-    assert [{k: v for k, v in s.items() if k not in TIMINGS} for s in summaries][0] == \
-        {k: v for k, v in summaries[1].items() if k not in TIMINGS}
+    for seed in SEEDS:
+        run_dir, reference = runs_dir / f"seed{seed}", whole / "results/runs" / RUN.format(framework=framework).replace("seed1", f"seed{seed}")
+        assert without_timings(run_dir / "history.csv") == without_timings(reference / "history.csv")
+        assert len(without_timings(reference / "history.csv")) == EPOCHS + 1
+        summaries = [json.loads((d / "summary.json").read_text()) for d in (run_dir, reference)]
+        assert [{k: v for k, v in s.items() if k not in TIMINGS} for s in summaries][0] == \
+            {k: v for k, v in summaries[1].items() if k not in TIMINGS}
 
 
 def fit_in_process(run: dict, npz, checkpoints=None) -> tuple[dict, list[str]]:
@@ -225,7 +239,7 @@ def dry_run_jobs(workdir) -> list[tuple[str, list[str]]]:
         for field in ("output", "log", "benchmark"):
             match = re.search(rf"^\s+{field}: (.*)$", block, re.MULTILINE)
             paths += match.group(1).split(", ") if match else []
-        paths += re.findall(r"--checkpoint (\S+)", block)
+        paths += [path for found in re.findall(r"--checkpoint (.*?) >", block) for path in found.split()]
         jobs.append((rule, paths))
     return jobs
 
@@ -234,8 +248,10 @@ def test_no_two_jobs_write_the_same_path_and_only_the_dataset_rule_writes_resour
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     jobs = dry_run_jobs(tmp_path)
     written = [path for _, paths in jobs for path in paths]
-    n_runs = len(runs(load_config(tmp_path / "config.yaml")))
-    assert sum(rule == "train" for rule, _ in jobs) == n_runs and len(written) > 5 * n_runs
+    config = load_config(tmp_path / "config.yaml")
+    n_runs = len(runs(config))
+    assert sum(rule.startswith("train") for rule, _ in jobs) == training_jobs(config) < n_runs
+    assert len(written) > 3 * n_runs
     assert len(written) == len(set(written)), "two jobs share a writable path"
     assert {rule for rule, paths in jobs for path in paths if path.startswith("resources/")} == {"dataset"}
 

@@ -69,10 +69,11 @@ def test_a_code_change_reruns_exactly_the_rules_that_run_that_code(tmp_path):
         finally:
             source.write_text(original)
 
+    # circles' 2 seeds are one job per variant (runs_per_job 10): rule train_circles_seeds1_2, 2 jobs
     assert after_editing("bnbench/training/loop.py") == {
-        "train": 4, "combine": 1, "stats": 1, "plots": 1, "report": 1, "all": 1}
+        "train_circles_seeds1_2": 2, "combine": 1, "stats": 1, "plots": 1, "report": 1, "all": 1}
     assert after_editing("bnbench/data/circles.py") == {
-        "dataset": 1, "train": 4, "combine": 1, "stats": 1, "plots": 1, "report": 1, "all": 1}
+        "dataset": 1, "train_circles_seeds1_2": 2, "combine": 1, "stats": 1, "plots": 1, "report": 1, "all": 1}
     assert after_editing("bnbench/data/fashion_mnist.py") == {}  # another dataset's code
     assert after_editing("bnbench/analysis/stats.py") == {"stats": 1, "plots": 1, "report": 1, "all": 1}
     assert after_editing("bnbench/analysis/plots.py") == {"plots": 1, "report": 1, "all": 1}

@@ -58,12 +58,12 @@ def test_training_jobs_run_as_slurm_jobs_and_match_a_local_run(slurm, tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
-    assert len(job_ids) == 8  # 2 variants x 2 frameworks x 2 seeds; data and reports run locally
+    assert len(job_ids) == 4  # 2 variants x 2 frameworks, each job both seeds; data and reports run locally
     listed = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i %T"],
                             capture_output=True, text=True).stdout
     states = dict(line.split() for line in listed.splitlines())
     assert all(states.get(job) == "COMPLETED" for job in job_ids), listed
-    assert len(list((cluster / "logs/slurm/rule_train").rglob("*.log"))) == 8
+    assert len(list((cluster / "logs/slurm/rule_train_circles_seeds1_2").rglob("*.log"))) == 4
     assert (cluster / "reports/index.html").exists()
 
     assert run_snakemake(local, "--cores", "2").returncode == 0

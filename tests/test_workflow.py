@@ -64,8 +64,10 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
     for run in summary.itertuples():
         run_dir = workdir / f"results/runs/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}"
         assert json.loads((run_dir / "summary.json").read_text())["test_accuracy"] == run.test_accuracy
-        assert (workdir / f"logs/train/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}.log").exists()
-        bench = workdir / f"logs/benchmarks/train/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}.tsv"
+        # One job trains both seeds of a variant x framework: one log, each run's lines prefixed.
+        log = workdir / f"logs/train/circles/mlp/{run.variant}/{run.framework}/seeds1-2.log"
+        assert f"seed{run.seed}: done: test accuracy" in log.read_text()
+        bench = workdir / f"logs/benchmarks/train/circles/mlp/{run.variant}/{run.framework}/seeds1-2.tsv"
         assert "s\th:m:s" in bench.read_text()
 
 

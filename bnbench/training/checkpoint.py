@@ -7,7 +7,8 @@ then renamed, so a kill at any moment leaves the previous checkpoint or the new 
 A restarted job resumes from it when it was written for the same run settings, data and versions,
 and the run's history is then identical (timings aside) to an uninterrupted run. Training draws no
 random numbers (the batch order is a function of seed and epoch), so the RNG states are kept for
-completeness. The file is removed once the run's outputs are written.
+completeness. When the run ends, the file holds its outputs instead (`save_final`), until its whole
+job has written every output (bnbench.training.job); then it is removed.
 """
 
 from __future__ import annotations
@@ -62,18 +63,38 @@ class Checkpoints:
         atomic_write(self.path, lambda handle: np.savez(handle, **arrays), mode="wb")
         self.log(f"checkpoint: epoch {epoch} saved to {self.path}")
 
-    def restore(self, trainer) -> tuple[int, list[dict]]:
-        """Load the checkpoint into `trainer`; (epochs already done, their history). (0, []) when
-        there is none or it does not belong to this run."""
+    def save_final(self, summary: dict, history: list[dict]) -> None:
+        """The finished run's outputs, kept here until its whole job has written all of its outputs:
+        Snakemake deletes a killed job's outputs before it reruns it; this file is not one of them."""
+        meta = {"format": FORMAT, "identity": self.identity, "final": {"summary": summary, "history": history}}
+        atomic_write(self.path, lambda handle: np.savez(handle, meta=np.array(json.dumps(meta))), mode="wb")
+
+    def finished(self) -> tuple[dict, list[dict]] | None:
+        """(summary, history) of this run when save_final wrote them, else None."""
+        arrays, meta = self._read()
+        final = meta.get("final") if (meta.get("format"), meta.get("identity")) == (FORMAT, self.identity) else None
+        return (final["summary"], final["history"]) if final else None
+
+    def _read(self) -> tuple[dict, dict]:
+        """The checkpoint's (arrays, meta); ({}, {}) when there is none, ({}, {"error": ...}) when unreadable."""
         if not self.path.exists():
-            return 0, []
+            return {}, {}
         try:
             with np.load(self.path) as npz:
                 arrays = {key: npz[key] for key in npz.files}
-            meta = json.loads(str(arrays.pop("meta")))
+            return arrays, json.loads(str(arrays.pop("meta")))
         except Exception as err:  # noqa: BLE001 -- torn, empty or not an npz: any of zipfile's, numpy's errors
-            return self._start_over(err)
-        if meta.get("format") != FORMAT or meta.get("identity") != self.identity:
+            return {}, {"error": err}
+
+    def restore(self, trainer) -> tuple[int, list[dict]]:
+        """Load the checkpoint into `trainer`; (epochs already done, their history). (0, []) when
+        there is none or it does not belong to this run."""
+        arrays, meta = self._read()
+        if not meta:
+            return 0, []
+        if "error" in meta:
+            return self._start_over(meta["error"])
+        if meta.get("format") != FORMAT or meta.get("identity") != self.identity or "final" in meta:
             self.log(f"checkpoint {self.path} was written for other settings, data or versions; "
                      f"starting the run over")
             return 0, []

@@ -5,6 +5,9 @@ tests and the speed harness all run runs through `start` / `train`.
 A backend (bnbench.training.backends) supplies only what differs per framework:
   NAME, select_device(setting), configure(threads, seed), versions(), build_model, export_weights
   Trainer(run, data, shape, outputs, device, weights=None), built on the run's data, with:
+  start_run(run, weights=None)  back to the start of another run on the same data and architecture
+                      (its initial weights, fresh BN statistics and optimizer state), reusing what the
+                      framework allows (Keras: the model and its traced epoch graph)
   train_epoch(order)  one SGD step per mini-batch of x_train[order] (the last batch may be smaller),
                       in training mode (BN uses batch statistics and updates its moving ones);
                       returns the mean of the steps' training-mode losses
@@ -77,11 +80,28 @@ def start(backend, run: dict, data: dict, threads: int = 1, log: Callable[[str],
     return backend.Trainer(run, data, shape, outputs, device, weights), n_train, str(device)
 
 
+class Session:
+    """Runs trained one after another in one process on one dataset: the first run builds the trainer
+    (which takes `data`); each further run resets it to its own start (`Trainer.start_run`) and seeds
+    the framework again, so that it trains exactly as it would alone."""
+
+    def __init__(self, backend, data: dict, threads: int = 1):
+        self.backend, self.data, self.threads, self.trainer = backend, data, threads, None
+
+    def train(self, run: dict, log: Callable[[str], None] = print, checkpoints: Checkpoints | None = None) -> dict:
+        """Run `run` from start to end (see `start` and `fit`); the outcome with the device it ran on."""
+        if self.trainer is None:
+            self.trainer, self.n_train, self.device = start(self.backend, run, self.data, self.threads, log)
+        else:
+            self.backend.configure(self.threads, run["seed"])
+            self.trainer.start_run(run)
+        return {**fit(self.trainer, run, self.n_train, log, checkpoints), "device": self.device}
+
+
 def train(backend, run: dict, data: dict, threads: int = 1, log: Callable[[str], None] = print,
           checkpoints: Checkpoints | None = None) -> dict:
-    """Run one run from start to end (see `start` and `fit`); the outcome with the device it ran on."""
-    trainer, n_train, device = start(backend, run, data, threads, log)
-    return {**fit(trainer, run, n_train, log, checkpoints), "device": device}
+    """Run one run from start to end in a fresh session; the outcome with the device it ran on."""
+    return Session(backend, data, threads).train(run, log, checkpoints)
 
 
 def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = print,

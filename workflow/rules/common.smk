@@ -6,7 +6,17 @@ import sys
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
 from bnbench.analysis.plots import FIGURES, write_caption_files
-from bnbench.config import ConfigError, dataset_params, job_resources, resolve_run, runs, validate_config
+from bnbench.config import (
+    ConfigError,
+    dataset_params,
+    experiment,
+    job_resources,
+    resolve_run,
+    runs,
+    seed_groups,
+    training_jobs,
+    validate_config,
+)
 from bnbench.files import unwritable
 from bnbench.provenance import code_hash
 
@@ -32,10 +42,17 @@ wildcard_constraints:
 
 
 RUN_DIR = "results/runs/{dataset}/{arch}/{variant}/{framework}/seed{seed}"
+
+
+def run_dir(dataset, seed):
+    """A run's folder with its dataset and seed filled in (arch, variant, framework stay wildcards)."""
+    return RUN_DIR.replace("{dataset}", dataset).replace("{seed}", str(seed))
+
 # Handed to training jobs through their environment, not as a param: how often checkpoints are
 # written changes no result, so changing it must not trigger reruns (params do).
 os.environ.update(BNBENCH_CHECKPOINT_EVERY=str(config["checkpoint_every"]))
 RUNS = runs(config)
+print(f"bnbench: {len(RUNS)} runs in {training_jobs(config)} training jobs", file=sys.stderr)
 DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
 REPORT_CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
 CLAIMS = os.path.join(workflow.basedir, "workflow", "claims.yaml")  # tutorial claims, as data
@@ -84,19 +101,10 @@ def figure_paths():
     ]
 
 
-def run_settings(wildcards):
-    """The run's resolved settings as JSON (a param, so a config change reruns the job)."""
-    return json.dumps(
-        resolve_run(
-            config,
-            wildcards.dataset,
-            wildcards.arch,
-            wildcards.variant,
-            wildcards.framework,
-            int(wildcards.seed),
-        ),
-        sort_keys=True,
-    )
+def resolved(dataset, wildcards, seed):
+    """A run's resolved settings (bnbench.config.resolve_run); seed None: the settings its seed group shares."""
+    run = resolve_run(config, dataset, wildcards.arch, wildcards.variant, wildcards.framework, seed or 0)
+    return run if seed is not None else {key: value for key, value in run.items() if key != "seed"}
 
 
 def data_settings(wildcards):

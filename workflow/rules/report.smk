@@ -77,7 +77,7 @@ rule report:
         ),
     params:
         # The experiment as run; how often checkpoints were written changes no result.
-        config=json.dumps({k: v for k, v in config.items() if k != "checkpoint_every"}, sort_keys=True),
+        config=json.dumps(experiment(config), sort_keys=True),
         code=code("report"),
     log:
         "logs/report.log",

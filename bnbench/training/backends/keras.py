@@ -85,13 +85,19 @@ def _values(layer, w: dict) -> list:
 
 
 def build_model(layers: list, shape: tuple, weights: list) -> keras.Sequential:
-    model, weights = keras.Sequential([keras.Input(shape=shape)]), iter(weights)
+    model = keras.Sequential([keras.Input(shape=shape)])
     for layer in layers:
-        built = _layer(layer)
-        model.add(built)
+        model.add(_layer(layer))
+    load_weights(model, layers, weights)
+    return model
+
+
+def load_weights(model: keras.Sequential, layers: list, weights: list) -> None:
+    """Put weights in spec.initial_weights' format into a model build_model made from `layers`."""
+    weights = iter(weights)
+    for layer, built in zip(layers, model.layers):
         if built.weights:
             built.set_weights(_values(layer, next(weights)))
-    return model
 
 
 def export_weights(model: keras.Sequential) -> list[dict]:
@@ -115,23 +121,44 @@ def export_weights(model: keras.Sequential) -> list[dict]:
 
 
 class Trainer:
+    # What the model, its optimizer and the traced epoch graph depend on: runs that differ in nothing
+    # else (seeds of one variant) reuse them, and the graph is traced once per job, not once per run.
+    GRAPH_KEYS = ("arch", "bn", "optimizer", "batch_size")
+
     def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, device: str = "cpu",
                  weights: list | None = None):
         """`weights` (Keras layout) default to the run seed's spec.initial_weights. TensorFlow places
         ops on `device` itself (select_device hid the GPU when it must not be used)."""
-        self.device = device
-        layers = specs.build_spec(run["arch"], run["bn"], outputs)
-        weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
-        self.model = build_model(layers, shape, weights)
-        opt = run["optimizer"]
-        self.optimizer = keras.optimizers.SGD(
-            learning_rate=opt["learning_rate"], momentum=opt["momentum"], nesterov=opt["nesterov"])
+        self.device, self.shape, self.outputs = device, shape, outputs
         self.binary = outputs == 1
         self.loss_fn = (keras.losses.BinaryCrossentropy(from_logits=True) if self.binary
                         else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        self.optimizer.build(self.model.trainable_variables)  # slots exist before the epoch graph runs
-        self.batch_size = run["batch_size"]
         self.splits = {split: self._to_tensors(data, split) for split in SPLITS}
+        self._graph = None
+        self.start_run(run, weights)
+
+    def start_run(self, run: dict, weights: list | None = None) -> None:
+        """Back to the start of `run`: its initial weights and BN statistics, the optimizer's initial
+        state. The model and its traced graph are kept when `run` needs the same ones."""
+        layers = specs.build_spec(run["arch"], run["bn"], self.outputs)
+        weights = specs.initial_weights(layers, self.shape, run["seed"]) if weights is None else weights
+        graph = [run[key] for key in self.GRAPH_KEYS]
+        if graph != self._graph:
+            self._build(run, layers, weights)
+            self._graph = graph
+            return
+        load_weights(self.model, layers, weights)
+        for variable, value in zip(self.optimizer.variables, self._optimizer_start):
+            variable.assign(value)
+
+    def _build(self, run: dict, layers: list, weights: list) -> None:
+        self.model = build_model(layers, self.shape, weights)
+        opt = run["optimizer"]
+        self.optimizer = keras.optimizers.SGD(
+            learning_rate=opt["learning_rate"], momentum=opt["momentum"], nesterov=opt["nesterov"])
+        self.optimizer.build(self.model.trainable_variables)  # slots exist before the epoch graph runs
+        self._optimizer_start = [variable.numpy() for variable in self.optimizer.variables]
+        self.batch_size = run["batch_size"]
         self._epoch = tf.function(self._train_epoch)
         self._logits = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 

@@ -15,6 +15,7 @@ from torch import nn
 from bnbench import BnbenchError
 from bnbench.training import bn as bnmap
 from bnbench.training import spec as specs
+from bnbench.training.backends.torch_fast import manual_step
 from bnbench.training.loop import EVAL_BATCH, SPLITS, batches
 
 NAME = "PyTorch"
@@ -214,17 +215,25 @@ class Trainer:
     def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, device: torch.device | str = "cpu",
                  weights: list | None = None):
         """`weights` (Keras layout) default to the run seed's spec.initial_weights."""
-        layers = specs.build_spec(run["arch"], run["bn"], outputs)
-        weights = specs.initial_weights(layers, shape, run["seed"]) if weights is None else weights
-        self.device = torch.device(device)
-        self.model = build_model(layers, shape, weights).to(self.device)
+        self.device, self.shape, self.outputs = torch.device(device), shape, outputs
+        self.binary = outputs == 1
+        self.loss_fn = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
+        self.splits = {split: self._to_tensors(data, split) for split in SPLITS}
+        self.start_run(run, weights)
+
+    def start_run(self, run: dict, weights: list | None = None) -> None:
+        """Back to the start of `run`: a model with its initial weights and BN statistics, a fresh
+        optimizer. Built anew each time: that takes milliseconds (torch compiles nothing ahead)."""
+        layers = specs.build_spec(run["arch"], run["bn"], self.outputs)
+        weights = specs.initial_weights(layers, self.shape, run["seed"]) if weights is None else weights
+        self.model = build_model(layers, self.shape, weights).to(self.device)
         opt = run["optimizer"]
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = FusedSGD(self.params, opt["learning_rate"], opt["momentum"], opt["nesterov"])
-        self.binary = outputs == 1
-        self.loss_fn = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
         self.batch_size = run["batch_size"]
-        self.splits = {split: self._to_tensors(data, split) for split in SPLITS}
+        # MLPs on the CPU step without autograd (backends/torch_fast.py: the same kernels, the same
+        # bits, ~30 % less time per step); convolutions, LSTMs and GPUs take the autograd step.
+        self._step = manual_step(self.model, self.binary) or self._autograd_step
 
     def _to_tensors(self, data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Wrap one split without copying (torch.from_numpy shares memory); the dict lets go of it."""
@@ -243,10 +252,15 @@ class Trainer:
         losses = []
         for batch in batches(len(order), self.batch_size):
             index = order[batch]  # index_select: ~6x cheaper than x[index], no shuffled copy of x
-            loss = self._loss(self.model(x.index_select(0, index)), y.index_select(0, index))
-            self.optimizer.step(torch.autograd.grad(loss, self.params))  # no .grad to accumulate or zero
+            loss, grads = self._step(x.index_select(0, index), y.index_select(0, index))
+            self.optimizer.step(grads)
             losses.append(loss.detach())
         return float(torch.stack(losses).mean())
+
+    def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(mean loss, gradients of self.params) by autograd: no .grad to accumulate or zero."""
+        loss = self._loss(self.model(x), y)
+        return loss, torch.autograd.grad(loss, self.params)
 
     def state(self) -> dict[str, np.ndarray]:
         """Weights and BN buffers, optimizer momentum buffers, torch's RNG state (see training.Trainer)."""
