@@ -244,18 +244,22 @@ def job_seconds(run: dict | list[dict], data_path: Path, threads: int, workdir: 
 
 
 def warm_run_seconds(runs: list[dict], data_path: Path) -> float:
-    """One run's own training + evaluation time: the median over runs 2.. of a group trained in this
-    process (`Session.train`: fit and its evaluations, no start-up, no tracing)."""
+    """One run's own training + evaluation time: the median over runs 2.. of a group in this process
+    of `fit` alone (its epochs and evaluations: no start-up, no tracing, no reset between runs)."""
     from bnbench.data import cache
     from bnbench.training import backends
-    from bnbench.training.loop import Session
+    from bnbench.training.loop import Session, fit
 
-    session, seconds = Session(backends.load(runs[0]["framework"]), cache.load(data_path), THREADS), []
-    for run in runs:
+    backend = backends.load(runs[0]["framework"])
+    session, seconds = Session(backend, cache.load(data_path), THREADS), []
+    session.train(runs[0], log=lambda message: None)  # builds the trainer (and traces Keras' graph)
+    for run in runs[1:]:
+        backend.configure(THREADS, run["seed"])
+        session.trainer.start_run(run)
         start = time.perf_counter()
-        session.train(run, log=lambda message: None)
+        fit(session.trainer, run, session.n_train, log=lambda message: None)
         seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds[1:])
+    return statistics.median(seconds)
 
 
 def main(argv=None) -> int:

@@ -96,6 +96,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache  # once per process: a job of several runs runs one state of the code, as code_hash says
 def git_commit() -> str:
     """The bnbench checkout's commit, with "+modified" when its tracked bnbench files differ from it;
     "unknown" outside a git checkout (an unpacked release, a node without git)."""

@@ -107,6 +107,43 @@ def resolved(dataset, wildcards, seed):
     return run if seed is not None else {key: value for key, value in run.items() if key != "seed"}
 
 
+# The training rules (train.smk): one per dataset and seed group, its wildcards arch, variant, framework.
+def group_label(seeds):
+    """Names a seed group's log and rule: seed3, or seeds1-10 (first and last seed, in config order)."""
+    return f"seed{seeds[0]}" if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
+
+
+def group_paths(dataset, seeds, name):
+    return [f"{run_dir(dataset, seed)}/{name}" for seed in seeds]
+
+
+def group_settings(dataset):
+    return lambda wildcards: json.dumps(resolved(dataset, wildcards, seed=None), sort_keys=True)
+
+
+def group_runs(dataset, seeds):
+    # The function takes `output`, so Snakemake counts it derived from the outputs and leaves it out of
+    # its params-changed check: how seeds are grouped into jobs is no part of a run's identity.
+    def runs(wildcards, output):
+        return json.dumps([resolved(dataset, wildcards, seed) for seed in seeds], sort_keys=True)
+
+    return runs
+
+
+def group_checkpoints(dataset, seeds):
+    def checkpoints(wildcards, output):  # derived as well (see group_runs)
+        return expand(group_paths(dataset, seeds, "checkpoint.npz"), **wildcards)
+
+    return checkpoints
+
+
+def group_resources(dataset, seeds, key):
+    def resource(wildcards):
+        return job_resources(config, dataset, wildcards.arch, wildcards.framework, len(seeds))[key]
+
+    return resource
+
+
 def data_settings(wildcards):
     return json.dumps(dataset_params(config, wildcards.dataset), sort_keys=True)
 
