@@ -260,7 +260,7 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
 # `make bench` and the pipeline's benchmark files, for SLURM's time limit; and peak memory per job.
 EPOCH_SECONDS = {"mlp": 0.1, "mlp3": 3.0, "cnn": 60.0, "lstm": 30.0}
 JOB_MEMORY_MB = {"keras": 2500, "torch": 1500}  # measured peaks: Keras ~1.2 GB, torch ~0.65 GB (mlp3)
-JOB_MEMORY_PER_RUN_MB = 20  # each further run of a group job: measured growth of the peak (make bench)
+JOB_MEMORY_PER_RUN_MB = 20  # per further run of a job: a margin (a 10-run circles Keras job peaked at 657 MB, as a 1-run job)
 
 
 def job_resources(config: dict, dataset: str, arch: str, framework: str, runs: int = 1) -> dict:
