@@ -81,7 +81,8 @@ def cmd_stats(args) -> None:
     from bnbench.analysis.tables import write_statistics
 
     runs = write_statistics(args.summary, args.claims, args.stats, args.comparisons, args.claims_out,
-                            margins=args.settings.get("equivalence_margins"), min_pairs=args.settings.get("min_pairs", 5))
+                            margins=args.settings.get("equivalence_margins"), min_pairs=args.settings.get("min_pairs", 5),
+                            sensitivity_path=args.sensitivity, stability_path=args.stability)
     log(f"statistics of {runs} runs written")
 
 
@@ -98,7 +99,7 @@ def cmd_report(args) -> None:
 
     report.write_report(summary=args.summary, stats=args.stats, comparisons=args.comparisons,
                         claims=args.claims, figures=args.figures, config_json=json.dumps(args.config),
-                        out=args.out)
+                        out=args.out, stability=args.stability)
     log(f"wrote {args.out}")
 
 
@@ -143,6 +144,8 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--stats", required=True, help="output: per-group statistics csv")
     stats.add_argument("--comparisons", required=True, help="output: paired comparisons csv")
     stats.add_argument("--claims-out", required=True, help="output: claims table csv")
+    stats.add_argument("--sensitivity", required=True, help="output: per sweep point statistics csv")
+    stats.add_argument("--stability", required=True, help="output: stability metrics csv")
     stats.add_argument("--settings", type=json_object, default={},
                        help='statistics settings as JSON: {"equivalence_margins": {...}, "min_pairs": 5}')
     stats.set_defaults(func=cmd_stats)
@@ -163,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--stats", required=True)
     report.add_argument("--comparisons", required=True)
     report.add_argument("--claims", required=True, help="claims table csv")
+    report.add_argument("--stability", help="stability metrics csv")
     report.add_argument("--figures", nargs="+", required=True)
     report.add_argument("--config", required=True, type=json_object, help="the resolved config as JSON")
     report.add_argument("--out", required=True)

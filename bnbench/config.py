@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from bnbench import PROJECT_ROOT, BnbenchError, data
+from bnbench import PROJECT_ROOT, BnbenchError, data, sweeps
 from bnbench.results import RUN_KEYS
 from bnbench.training.bn import BNSettings
 from bnbench.training.spec import unsupported
@@ -145,19 +145,31 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
         _check_skip(config, name, source)
         if problem := data.problem(name, dataset):
             raise ConfigError(f"{source}: datasets.{name}.{problem}")
-        n, batch = data.training_size(name, dataset), dataset["batch_size"]
-        if batch > n:
+        unknown = [v for v in dataset.get("sweep_variants") or [] if v not in dataset_variants(config, name)]
+        if unknown:
             raise ConfigError(
-                f"{source}: datasets.{name}.batch_size ({batch}) is larger than the training set ({n}); "
-                f"lower batch_size"
+                f"{source}: datasets.{name}.sweep_variants names {', '.join(unknown)}, which the dataset does not "
+                f"train; use some of: {', '.join(dataset_variants(config, name))}"
             )
-        with_bn = [v for v in dataset_variants(config, name) if has_bn(config["variants"][v])]
-        if with_bn and (batch == 1 or n % batch == 1):
-            raise ConfigError(
-                f"{source}: datasets.{name}.batch_size ({batch}) gives a mini-batch of 1 sample (training "
-                f"set {n}), whose BN batch variance is undefined (variant {with_bn[0]}; PyTorch refuses it); "
-                f"choose a batch_size > 1 that does not leave a remainder of 1"
-            )
+        _check_batch_size(config, name, dataset["batch_size"], "batch_size", dataset_variants(config, name), source)
+        for batch in dataset["sweeps"].get("batch_size", []):
+            _check_batch_size(config, name, batch, "sweeps.batch_size", sweep_variants(config, name), source)
+
+
+def _check_batch_size(config: dict, name: str, batch: int, key: str, variants: list[str], source: str) -> None:
+    """A batch size the dataset can train with: at most the training set, and (with BN) no mini-batch of 1."""
+    n = data.training_size(name, config["datasets"][name])
+    if batch > n:
+        raise ConfigError(
+            f"{source}: datasets.{name}.{key} ({batch}) is larger than the training set ({n}); lower {key}"
+        )
+    with_bn = [v for v in variants if has_bn(config["variants"][v])]
+    if with_bn and (batch == 1 or n % batch == 1):
+        raise ConfigError(
+            f"{source}: datasets.{name}.{key} ({batch}) gives a mini-batch of 1 sample (training "
+            f"set {n}), whose BN batch variance is undefined (variant {with_bn[0]}; PyTorch refuses it); "
+            f"choose a batch_size > 1 that does not leave a remainder of 1"
+        )
 
 
 def _check_skip(config: dict, name: str, source: str) -> None:
@@ -201,25 +213,49 @@ def experiment(config: dict) -> dict:
     return {**{k: v for k, v in config.items() if k != "checkpoint_every"}, "datasets": datasets}
 
 
-def training_jobs(config: dict) -> int:
-    """How many training jobs the config's runs make (seed groups of each arch x variant x framework)."""
+def training_jobs(config: dict, selected: list[dict] | None = None) -> int:
+    """How many training jobs the config's runs (or the `selected` ones) make: seed groups of each
+    arch x variant x framework x sweep point."""
     group = {(name, seed): i for name in config["datasets"] for i, seeds in enumerate(seed_groups(config, name))
              for seed in seeds}
-    return len({(*(run[key] for key in RUN_KEYS[:-1]), group[run["dataset"], run["seed"]]) for run in runs(config)})
+    return len({(*(run[key] for key in RUN_KEYS[:-1]), group[run["dataset"], run["seed"]])
+                for run in (runs(config) if selected is None else selected)})
+
+
+def run_count(config: dict) -> str:
+    """What the config makes, in one line: runs and jobs in all, then base runs and each swept axis."""
+    every = runs(config)
+    parts = [f"{len(every)} runs in {training_jobs(config, every)} training jobs"]
+    by_sweep = {}
+    for run in every:
+        by_sweep.setdefault(run["sweep"], []).append(run)
+    if len(by_sweep) > 1 or sweeps.BASE not in by_sweep:
+        parts.append("(" + ", ".join(f"{'base settings' if sweep == sweeps.BASE else 'sweep ' + sweep}: "
+                                     f"{len(chosen)} runs in {training_jobs(config, chosen)} jobs"
+                                     for sweep, chosen in by_sweep.items()) + ")")
+    return " ".join(parts)
 
 
 def dataset_variants(config: dict, dataset: str) -> list[str]:
     return config["datasets"][dataset].get("variants", list(config["variants"]))
 
 
+def sweep_variants(config: dict, dataset: str) -> list[str]:
+    """The variants a dataset's sweeps run (default: all of the dataset's variants)."""
+    return config["datasets"][dataset].get("sweep_variants") or dataset_variants(config, dataset)
+
+
 def runs(config: dict) -> list[dict]:
-    """Every run the config asks for, as dicts of RUN_KEYS."""
+    """Every run the config asks for, as dicts of RUN_KEYS: the base runs, then each sweep point's."""
     result = []
     for dataset, settings in config["datasets"].items():
-        combos = product(settings["archs"], dataset_variants(config, dataset), config["frameworks"],
-                         dataset_seeds(config, dataset))
-        result += [dict(zip(RUN_KEYS, (dataset, *combo))) for combo in combos
-                   if combo[1] not in settings["skip"].get(combo[0], [])]
+        points = [(sweeps.BASE, None, dataset_variants(config, dataset))]
+        points += [(axis, value, sweep_variants(config, dataset)) for axis, value in sweeps.points(settings)]
+        for sweep, value, variants in points:
+            combos = product(settings["archs"], variants, config["frameworks"], dataset_seeds(config, dataset))
+            result += [dict(zip(RUN_KEYS, (dataset, arch, variant, framework, sweep, value, seed)))
+                       for arch, variant, framework, seed in combos
+                       if variant not in settings["skip"].get(arch, [])]
     return result
 
 
@@ -232,15 +268,17 @@ def _floats(settings: dict, *keys: str) -> dict:
     return {k: float(settings[k]) for k in keys if k in settings}
 
 
-def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: str, seed: int) -> dict:
-    """The complete, self-contained settings of one run (written into summary.json)."""
+def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: str, seed: int,
+                sweep: str = sweeps.BASE, sweep_value=None) -> dict:
+    """The complete, self-contained settings of one run (written into summary.json): the dataset's
+    settings with the sweep point's value in place."""
     if dataset not in config["datasets"] or variant not in config["variants"]:
         raise ConfigError(f"run {dataset}/{arch}/{variant}: the config defines no dataset {dataset!r} or no "
                           f"variant {variant!r}; ask for runs the config defines")
     if reason := unsupported(arch, config["variants"][variant]):
         raise ConfigError(f"run {dataset}/{arch}/{variant}: {reason}; this run cannot be made")
     settings = config["datasets"][dataset]
-    return {
+    run = {
         "dataset": dataset,
         "arch": arch,
         "variant": variant,
@@ -252,8 +290,18 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
         "optimizer": {**settings["optimizer"], **_floats(settings["optimizer"], "learning_rate", "momentum")},
         "target_accuracy": settings["target_accuracy"],
         "bn": {**config["variants"][variant], **_floats(config["variants"][variant], "momentum", "epsilon")},
+        "init_scale": float(settings["init_scale"]),
+        "dropout": float(settings["dropout"]),
         "device": config["device"],
+        "sweep": sweep,
+        "sweep_value": None,
     }
+    if sweep == sweeps.BASE:
+        return run
+    if sweep not in sweeps.AXES:
+        raise ConfigError(f"run {dataset}/{arch}/{variant}: unknown sweep axis {sweep!r}; use one of: "
+                          f"base, {', '.join(sweeps.AXES)}")
+    return {**sweeps.apply(run, sweep, sweep_value), "sweep_value": sweeps.normalized(sweep, sweep_value)}
 
 
 # Expected seconds per epoch on one CPU core (training + the epoch's evaluations), measured with
@@ -263,10 +311,15 @@ JOB_MEMORY_MB = {"keras": 2500, "torch": 1500}  # measured peaks: Keras ~1.2 GB,
 JOB_MEMORY_PER_RUN_MB = 20  # per further run of a job: a margin (a 10-run circles Keras job peaked at 657 MB, as a 1-run job)
 
 
-def job_resources(config: dict, dataset: str, arch: str, framework: str, runs: int = 1) -> dict:
+BENCH_BATCH_SIZE = 32  # EPOCH_SECONDS' batch size: smaller batches take more steps per epoch
+
+
+def job_resources(config: dict, dataset: str, arch: str, framework: str, runs: int = 1,
+                  batch_size: int | None = None) -> dict:
     """SLURM resources of one training job of `runs` runs: memory (MB; the runs follow one another on one
     copy of the data) and a time limit (minutes) of 3x the expected training time plus 5 minutes of
-    start-up and slack."""
-    epochs = config["datasets"][dataset]["epochs"]
+    start-up and slack; `batch_size` (default: the dataset's) scales the time for batches under 32."""
+    settings = config["datasets"][dataset]
+    steps = max(1.0, BENCH_BATCH_SIZE / (batch_size or settings["batch_size"]))
     return {"mem_mb": JOB_MEMORY_MB[framework] + JOB_MEMORY_PER_RUN_MB * (runs - 1),
-            "runtime": 5 + math.ceil(3 * runs * epochs * EPOCH_SECONDS[arch] / 60)}
+            "runtime": 5 + math.ceil(3 * runs * settings["epochs"] * steps * EPOCH_SECONDS[arch] / 60)}

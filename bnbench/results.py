@@ -7,21 +7,35 @@ import csv
 import json
 from pathlib import Path
 
+from bnbench import sweeps
 from bnbench.analysis.metrics import run_metrics
 from bnbench.files import atomic_write
 
 # What identifies a run (and its folder); GROUP_KEYS: runs that differ only in seed form one statistical group.
-RUN_KEYS = ("dataset", "arch", "variant", "framework", "seed")
+# `sweep` is the swept axis (bnbench.sweeps) or "base" (the dataset's own settings, `sweep_value` None).
+RUN_KEYS = ("dataset", "arch", "variant", "framework", "sweep", "sweep_value", "seed")
 GROUP_KEYS = RUN_KEYS[:-1]
 # The rest of a run's resolved settings (bnbench.config.resolve_run); `device` is optional (auto).
-SETTING_KEYS = ("epochs", "batch_size", "optimizer", "target_accuracy", "bn")
+SETTING_KEYS = ("epochs", "batch_size", "optimizer", "target_accuracy", "bn", "init_scale", "dropout")
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 HISTORY_COLUMNS = [*RUN_KEYS, *EPOCH_COLUMNS]
 FINAL_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")  # of the last epoch trained
 
 
 def run_name(run: dict) -> str:
-    return "/".join(str(run[key]) for key in RUN_KEYS)
+    """dataset/arch/variant/framework[/axis=value]/seed<n>, as the run's folder is named."""
+    return run_folder(run).removeprefix(RUNS_FOLDER + "/")
+
+
+RUNS_FOLDER = "results/runs"
+
+
+def run_folder(run: dict) -> str:
+    """A run's folder: results/runs/dataset/arch/variant/framework/seed1, a sweep point's with its axis and
+    value before the seed (.../framework/learning_rate=0.003/seed1)."""
+    point = sweeps.point_folder(run["sweep"], run["sweep_value"])
+    parts = [RUNS_FOLDER, *(str(run[key]) for key in RUN_KEYS[:4]), *([point] if point else []), f"seed{run['seed']}"]
+    return "/".join(parts)
 
 
 def summary_record(run: dict, outcome: dict, provenance: dict) -> dict:
@@ -33,8 +47,10 @@ def summary_record(run: dict, outcome: dict, provenance: dict) -> dict:
         "run": {key: value for key, value in run.items() if key not in RUN_KEYS},
         **{key: last[key] for key in FINAL_METRICS},
         "test_loss": outcome["test_loss"], "test_accuracy": outcome["test_accuracy"],
+        "train_test_gap": last["train_accuracy"] - outcome["test_accuracy"],  # overfitting (train: inference mode)
         **run_metrics(history, run["target_accuracy"], run["epochs"], outcome["diverged"]),
         "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
+        "chance_accuracy": outcome.get("chance_accuracy"),
         "provenance": provenance,
     }
 

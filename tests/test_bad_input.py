@@ -242,7 +242,7 @@ CLI_CASES = [
     ("one run twice in one job", ["--run", "{twice}", "--history", "out/1.csv", "out/2.csv",
                                   "--summary", "out/1.json", "out/2.json"],
      "--run names one run twice; give each run of a job once"),
-    ("--run incomplete", ["--run", '{"seed": 1}'], "--run lacks dataset, arch, variant, framework, epochs"),
+    ("--run incomplete", ["--run", '{"seed": 1}'], "--run lacks dataset, arch, variant, framework, sweep, sweep_value, epochs"),
     ("--run unknown framework", ["--run", "{run:framework=jax}"], "unknown framework 'jax'; use one of: keras, torch"),
     ("--run unknown arch", ["--run", "{run:arch=resnet}"], "--run arch 'resnet' is unknown; use one of"),
     ("--run epochs quoted", ["--run", "{run:epochs=3}"], "--run epochs '3' is not a whole number >= 1"),

@@ -37,8 +37,10 @@ def test_every_schema_property_has_description_and_default_where_optional():
         for name, sub in node.get("properties", {}).items():
             sub = schema["$defs"][sub["$ref"].split("/")[-1]] | sub if "$ref" in sub else sub
             assert "description" in sub, f"{path}{name} lacks a description"
-            # Absent on purpose: a dataset entry (absent = not run) and per-dataset seeds/variants overrides.
-            optional = path == "datasets." or (name in {"seeds", "variants"} and path.startswith("datasets."))
+            # Absent on purpose: a dataset entry (absent = not run), per-dataset seeds/variants/sweep_variants
+            # overrides, and a sweep axis (absent = not swept).
+            optional = (path == "datasets." or path.endswith(".sweeps.")
+                        or (name in {"seeds", "variants", "sweep_variants"} and path.startswith("datasets.")))
             if name not in node.get("required", []) and not optional:
                 assert "default" in sub, f"{path}{name} lacks a default"
             walk(sub, f"{path}{name}.")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnbench.analysis import claims, metrics, stats
+from bnbench.analysis import claims, metrics, sensitivity, stats
 
 
 def history(accuracies, seconds=1.0):
@@ -80,8 +80,8 @@ def test_wilcoxon():
 
 def runs(variant, framework, values, metric="test_accuracy", epochs=100, extra=None):
     frame = pd.DataFrame({"dataset": "circles", "arch": "mlp", "variant": variant, "framework": framework,
-                          "seed": range(1, len(values) + 1), metric: values, "run.epochs": epochs,
-                          "diverged": False})
+                          "sweep": "base", "sweep_value": np.nan, "seed": range(1, len(values) + 1), metric: values,
+                          "run.epochs": epochs, "diverged": False})
     return frame.assign(**(extra or {}))
 
 
@@ -204,9 +204,10 @@ def test_shipped_claims_file_is_well_formed():
     assert len(loaded) >= 15 and len({c["id"] for c in loaded}) == len(loaded)
     assert "fashion_mlp_high_080s" not in {c["id"] for c in loaded}  # in no source
     for claim in loaded:
-        assert claim["kind"] in {"single_run", "range", "compare"} and claim["metric"] in stats.METRICS
+        assert claim["kind"] in {"single_run", "range", "compare", "stability"}
+        assert claim["metric"] in (sensitivity.STABILITY_METRICS if claim["kind"] == "stability" else stats.METRICS)
         assert claim["source"] and claim["quote"]  # every claim names the sentence it comes from
-        if claim["kind"] == "compare":
+        if claim["kind"] in ("compare", "stability"):
             assert "against" in claim and set(claim["expect"]) <= {"better", "worse", "equivalent"}
         else:
             assert ("range" in claim) != ("value" in claim)

@@ -10,6 +10,11 @@ Claims are checked as what they are:
               metric: `better` or `worse` (one-sided paired t-test of the mean difference against 0),
               `equivalent` (TOST: the difference lies within ±m), else `inconclusive`. The claim names the
               outcomes it expects (`expect`); it holds when the outcome is one of them.
+  stability   a compare claim on a stability metric of the sweeps (bnbench.analysis.sensitivity): the
+              per-seed stability values of the variant against those of `against`, paired by seed (log10
+              for the max stable learning rate).
+A claim's `variant` may list several variants: one row per variant (and framework). compare and single_run
+claims use the base runs (the dataset's own settings); stability claims the sweeps.
 Family-wise error: every claim x framework row is one test, and Holm's step-down procedure keeps the
 chance of any false verdict in the table at 5 %. A row with fewer than `min_pairs` runs (or pairs) is
 inconclusive. For an inconclusive row, `seeds_needed` estimates how many seeds (pairs) would decide it at
@@ -27,7 +32,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bnbench.analysis import stats
+from bnbench import sweeps
+from bnbench.analysis import sensitivity, stats
 
 HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not run"
 BETTER, WORSE, EQUIVALENT = "better", "worse", "equivalent"
@@ -98,9 +104,18 @@ def holm(p_values: list[float], alpha: float = ALPHA) -> list[float]:
     return levels
 
 
+COMPARING = ("compare", "stability")  # kinds tested as a paired difference against `against`
+
+
 def _runs(summary: pd.DataFrame, claim: dict, variant: str, framework: str) -> pd.DataFrame:
+    """The claim's base runs of one variant and framework."""
     return summary[(summary.dataset == claim["dataset"]) & (summary.arch == claim["arch"])
-                   & (summary.variant == variant) & (summary.framework == framework)]
+                   & (summary.variant == variant) & (summary.framework == framework)
+                   & (summary.sweep == sweeps.BASE)]
+
+
+def variants(claim: dict) -> list[str]:
+    return claim["variant"] if isinstance(claim["variant"], list) else [claim["variant"]]
 
 
 def _claimed_bounds(claim: dict) -> tuple[float, float]:
@@ -110,7 +125,7 @@ def _claimed_bounds(claim: dict) -> tuple[float, float]:
 
 def _tests(claim: dict, values: np.ndarray, margin: float) -> dict[str, float]:
     """The outcome -> p-value of each test the claim's verdict can rest on."""
-    if claim["kind"] == "compare":
+    if claim["kind"] in COMPARING:
         return {EQUIVALENT: tost_p(values, -margin, margin), BETTER: one_sided_p(values, 0.0, above=True),
                 WORSE: one_sided_p(values, 0.0, above=False)}
     low, high = _claimed_bounds(claim)
@@ -127,7 +142,7 @@ def _tests(claim: dict, values: np.ndarray, margin: float) -> dict[str, float]:
 def _boundary(claim: dict, values: np.ndarray, margin: float) -> float:
     """The decision boundary the observed mean leans towards (for seeds_needed)."""
     mean = values.mean()
-    if claim["kind"] == "compare":
+    if claim["kind"] in COMPARING:
         return (math.copysign(margin, mean) if abs(mean) < margin else 0.0) if margin else 0.0
     low, high = _claimed_bounds(claim)
     return low if abs(mean - low) < abs(mean - high) else high
@@ -135,16 +150,23 @@ def _boundary(claim: dict, values: np.ndarray, margin: float) -> float:
 
 def _direction(metric: str) -> int:
     """+1 when higher is better, so that `better` always means better."""
-    return 1 if stats.METRICS.get(metric, True) else -1
+    return 1 if {**stats.METRICS, **sensitivity.STABILITY_METRICS}.get(metric, True) else -1
 
 
-def _measure(summary: pd.DataFrame, claim: dict, framework: str) -> tuple[dict, np.ndarray | None]:
+def _measure(summary: pd.DataFrame, claim: dict, variant: str, framework: str,
+             seeds: pd.DataFrame) -> tuple[dict, np.ndarray | None]:
     """The row's values to test: the metric's values, or the paired differences signed so that positive
-    means the variant is better."""
-    runs = _runs(summary, claim, claim["variant"], framework)
+    means the variant is better. `seeds`: the per-seed stability values (sensitivity.per_seed)."""
+    runs = _runs(summary, claim, variant, framework)
     row = {"id": claim["id"], "source": claim["source"], "quote": claim.get("quote", ""),
            "quote_verbatim": claim.get("quote_verbatim", True), "claim": claim["claim"],
-           "framework": framework, "kind": claim["kind"], "metric": claim["metric"]}
+           "framework": framework, "variant": variant, "against": claim.get("against", ""),
+           "kind": claim["kind"], "metric": claim["metric"]}
+    if claim["kind"] == "stability":
+        differences = sensitivity.paired_differences(seeds, claim["dataset"], claim["arch"], variant,
+                                                     claim["against"], framework, claim["metric"])
+        return {**row, "n": len(differences), "n_pairs": len(differences),
+                "expected": f"{variant} vs {claim['against']}: {' or '.join(claim['expect'])}"}, differences
     if claim["kind"] != "compare":
         values = stats.censored(runs, claim["metric"]).to_numpy(float)  # a miss counts as epochs + 1
         expected = (f"one run gave {claim['value']}" if "value" in claim else
@@ -153,7 +175,7 @@ def _measure(summary: pd.DataFrame, claim: dict, framework: str) -> tuple[dict, 
     against = _runs(summary, claim, claim["against"], framework)
     pairs = stats.paired(runs, against, claim["metric"])
     differences = _direction(claim["metric"]) * (pairs["value_a"] - pairs["value_b"]).to_numpy(float)
-    return {**row, "n": len(runs), "n_pairs": len(differences), "expected": f"{claim['variant']} vs "
+    return {**row, "n": len(runs), "n_pairs": len(differences), "expected": f"{variant} vs "
             f"{claim['against']}: {' or '.join(claim['expect'])}"}, differences
 
 
@@ -162,15 +184,16 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
     percentile and prediction interval, the outcome and verdict after Holm's correction, seeds needed."""
     margins = margins or {}
     rows, tests = [], []
-    for claim in claims:
+    seeds = sensitivity.per_seed(summary)
+    for claim, variant in ((claim, variant) for claim in claims for variant in variants(claim)):
         for framework in sorted(summary.framework.unique()):
-            row, values = _measure(summary, claim, framework)
+            row, values = _measure(summary, claim, variant, framework, seeds)
             values = values[np.isfinite(values)] if values is not None else np.array([])
             # shown as measured: a compare claim's difference variant - against, whatever the metric's direction
-            sign = _direction(claim["metric"]) if claim["kind"] == "compare" else 1
+            sign = _direction(claim["metric"]) if claim["kind"] in COMPARING else 1
             low, high = sorted(sign * np.array(stats.mean_ci(values)))
             row.update(measured=sign * values.mean() if values.size else np.nan, ci_low=low, ci_high=high,
-                       margin=claim.get("margin", margins.get(claim["metric"], 0.0)) if claim["kind"] == "compare"
+                       margin=claim.get("margin", margins.get(claim["metric"], 0.0)) if claim["kind"] in COMPARING
                        else np.nan)
             if claim["kind"] == "single_run" and values.size >= 2:
                 if "value" in claim:  # (a claimed range has no one percentile)
@@ -189,7 +212,7 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
         row["p_value"] = min(test.values()) if test else np.nan
         row["holm_level"] = level
         outcome = next((name for name, p in test.items() if level and p <= level), None)  # equivalence first
-        if claim["kind"] == "compare":
+        if claim["kind"] in COMPARING:
             row["outcome"] = outcome or (INCONCLUSIVE if values.size else NO_DATA)
             if outcome:
                 row["verdict"] = HOLDS if outcome in claim["expect"] else FAILS
@@ -202,7 +225,7 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
             row["seeds_needed"] = max(min_pairs, seeds_needed(values.mean(), values.std(ddof=1),
                                                               _boundary(claim, values, row["margin"]), alpha))
         table.append(row)
-    columns = ["id", "framework", "kind", "metric", "claim", "source", "quote", "quote_verbatim", "expected", "n", "n_pairs",
+    columns = ["id", "framework", "variant", "against", "kind", "metric", "claim", "source", "quote", "quote_verbatim", "expected", "n", "n_pairs",
                "measured", "ci_low",
                "ci_high", "percentile", "prediction_low", "prediction_high", "margin", "outcome", "p_value",
                "holm_level", "verdict", "seeds_needed"]

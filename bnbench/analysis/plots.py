@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bnbench.analysis import metrics, stats
+from bnbench import sweeps
+from bnbench.analysis import metrics, sensitivity, stats
 from bnbench.files import atomic_write
 
 
@@ -43,12 +44,15 @@ CI = dict(errorbar=lambda values: stats.mean_ci(values))  # the report's interva
 
 @dataclass(frozen=True)
 class Panel:
-    """What a figure of one dataset x arch draws from: its rows of the combined tables."""
+    """What a figure of one dataset x arch draws from: its rows of the combined tables (history and summary:
+    the base runs; runs: every run, sweeps included; points: each swept axis' curve, sensitivity.points)."""
 
     dataset: str
     arch: str
     history: pd.DataFrame
     summary: pd.DataFrame
+    runs: pd.DataFrame
+    points: pd.DataFrame
     comparisons: pd.DataFrame
     variants: list[str]  # in config order
     epochs: int
@@ -169,11 +173,14 @@ def improvement_forest(comparisons: pd.DataFrame, variants: list[str]):
 
 
 def framework_agreement(summary: pd.DataFrame, variants: list[str]):
-    """Keras vs PyTorch final test accuracy per seed (same initial weights and batches): y = x is agreement."""
-    wide = summary.pivot_table(index=["variant", "seed"], columns="framework", values="test_accuracy").reset_index()
+    """Keras vs PyTorch final test accuracy per run (same initial weights, batches and dropout masks), base
+    and sweep runs (marker: the swept axis): y = x is agreement."""
+    keys = ["variant", "sweep", "sweep_value", "seed"]
+    frame = summary.assign(sweep_value=summary["sweep_value"].fillna(-1.0))  # base runs: no value
+    wide = frame.pivot_table(index=keys, columns="framework", values="test_accuracy").reset_index()
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    if {"keras", "torch"} <= set(wide.columns):
-        sns.scatterplot(data=wide, x="keras", y="torch", hue="variant", hue_order=variants, ax=ax)
+    if {"keras", "torch"} <= set(wide.columns) and wide[["keras", "torch"]].notna().any().all():
+        sns.scatterplot(data=wide, x="keras", y="torch", hue="variant", hue_order=variants, style="sweep", ax=ax)
         low, high = np.nanmin(wide[["keras", "torch"]].values), np.nanmax(wide[["keras", "torch"]].values)
         ax.plot([low, high], [low, high], ls="--", color="grey", lw=1)
     ax.set(xlabel="Keras test accuracy", ylabel="PyTorch test accuracy",
@@ -218,10 +225,88 @@ def improvement(panel: Panel):
     return improvement_forest(panel.comparisons, panel.variants)
 
 
-@figure("Frameworks", "Keras against PyTorch final test accuracy for the same variant and seed (same initial "
-                      "weights and batch order); points on the dashed line agree exactly.")
+@figure("Frameworks", "Keras against PyTorch final test accuracy for the same variant, sweep point and seed "
+                      "(same initial weights, batch order and dropout masks), sweep runs included (marker: the "
+                      "swept axis); points on the dashed line agree exactly.")
 def agreement(panel: Panel):
-    return framework_agreement(panel.summary, panel.variants)
+    return framework_agreement(panel.runs, panel.variants)
+
+
+# --- sweeps: one sensitivity figure per axis (sweeps.AXES), the stability map ---------------------
+
+def _note(text: str):
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
+def sensitivity_curves(points: pd.DataFrame, variants: list[str], axis: str):
+    """Test accuracy against the swept value: mean and 95 % CI per variant, one panel per framework; diverged
+    runs as red crosses at their (stopped) network's accuracy, so they stay visible."""
+    runs = points[points["sweep"] == axis]
+    if runs.empty:
+        return _note(f"{sweeps.AXES[axis].label} was not swept here (config: datasets.<name>.sweeps.{axis})")
+    order = [v for v in variants if v in set(runs.variant)]
+    grid = sns.relplot(data=runs, x="sweep_value", y="test_accuracy", hue="variant", hue_order=order,
+                       col="framework", kind="line", marker="o", **CI, height=3.6, aspect=1.2)
+    diverged = runs[runs["diverged"].astype(bool)]
+    for framework, ax in grid.axes_dict.items():
+        mine = diverged[diverged.framework == framework]
+        if len(mine):
+            ax.scatter(mine["sweep_value"], mine["test_accuracy"].fillna(0.0), marker="x", color="crimson",
+                       zorder=5, label=f"diverged ({len(mine)} runs)")
+            ax.legend(loc="lower left", fontsize="small")
+        if sweeps.AXES[axis].log_scale:
+            ax.set_xscale("log", base=2 if sweeps.AXES[axis].whole else 10)
+    grid.set_axis_labels(sweeps.AXES[axis].label, "test accuracy")
+    grid.figure.suptitle(f"Sensitivity to the {sweeps.AXES[axis].label}: mean and 95 % CI over seeds "
+                         f"(red crosses: diverged runs)", y=1.03)
+    return grid.figure
+
+
+def _sensitivity_figure(axis: str):
+    def draw(panel: Panel):
+        return sensitivity_curves(panel.points, panel.variants, axis)
+
+    draw.__name__ = f"sensitivity_{axis}"
+    return draw
+
+
+for _axis in sweeps.AXES:
+    figure("Sweeps", f"Final test accuracy against the {sweeps.AXES[_axis].label}, varied alone around the "
+                     f"dataset's settings: mean over seeds with a 95 % CI band per variant, one panel per framework; "
+                     f"diverged runs are red crosses. A note instead when it was not swept.")(_sensitivity_figure(_axis))
+
+
+def stability_heatmaps(points: pd.DataFrame, variants: list[str]):
+    """variant x learning rate, per framework: colour = fraction of runs reaching the target (sustained),
+    number = mean test accuracy."""
+    runs = points[points["sweep"] == "learning_rate"]
+    if runs.empty:
+        return _note("The learning rate was not swept here (config: datasets.<name>.sweeps.learning_rate)")
+    frameworks = sorted(runs.framework.unique())
+    order = [v for v in variants if v in set(runs.variant)]
+    fig, axes = plt.subplots(1, len(frameworks), figsize=(1.1 * runs.sweep_value.nunique() * len(frameworks) + 2,
+                                                         0.5 * len(order) + 1.8), squeeze=False)
+    for ax, framework in zip(axes[0], frameworks):
+        mine = runs[runs.framework == framework].assign(reached=lambda f: f["epochs_to_target"].notna())
+        cells = mine.groupby(["variant", "sweep_value"]).agg(reached=("reached", "mean"),
+                                                              accuracy=("test_accuracy", "mean"))
+        colour = cells["reached"].unstack().reindex(order)
+        numbers = cells["accuracy"].unstack().reindex(order)
+        sns.heatmap(colour, vmin=0, vmax=1, cmap="viridis", annot=numbers, fmt=".2f", cbar=ax is axes[0][-1],
+                    cbar_kws={"label": "fraction reaching the target"}, ax=ax)
+        ax.set_xticklabels([sweeps.value_text(float(t.get_text())) for t in ax.get_xticklabels()])
+        ax.set(title=framework, xlabel="learning rate", ylabel="")
+    fig.suptitle("Stability map: colour = share of runs reaching the target, number = mean test accuracy", y=1.02)
+    return fig
+
+
+@figure("Sweeps", "Stability map per framework: variant x learning rate; the colour is the share of runs that "
+                  "reach the target (sustained, without diverging), the number the mean test accuracy.")
+def stability_map(panel: Panel):
+    return stability_heatmaps(panel.points, panel.variants)
 
 
 def write_caption_files(folder: str | Path) -> dict[str, str]:
@@ -281,8 +366,11 @@ def write_figures(history_path, summary_path, comparisons_path, dataset: str, ar
     plt.switch_backend("Agg")  # files only, whatever the user's MPLBACKEND (compute nodes have no display)
     sns.set_theme(style="whitegrid", context="notebook")
     select = lambda frame: frame[(frame.dataset == dataset) & (frame.arch == arch)]  # noqa: E731
-    summary = select(pd.read_csv(summary_path))
-    panel = Panel(dataset, arch, history=select(pd.read_parquet(history_path)), summary=summary,
+    base = lambda frame: frame[frame["sweep"] == sweeps.BASE]  # noqa: E731
+    runs = select(pd.read_csv(summary_path))
+    summary = base(runs)
+    panel = Panel(dataset, arch, history=base(select(pd.read_parquet(history_path))), summary=summary,
+                  runs=runs, points=sensitivity.points(runs),
                   comparisons=select(pd.read_csv(comparisons_path)), variants=list(dict.fromkeys(summary["variant"])),
                   epochs=int(summary["run.epochs"].max()), target=float(summary["run.target_accuracy"].iloc[0]),
                   target_ladder=target_ladder or metrics.ladder(baseline_accuracies(summary)))

@@ -11,6 +11,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from bnbench import sweeps
 from bnbench.analysis import stats
 from bnbench.analysis.plots import FIGURES
 from bnbench.files import atomic_write
@@ -58,10 +59,46 @@ def diverged_table(summary: pd.DataFrame) -> str:
     runs = summary[summary["diverged"].astype(bool)]
     if runs.empty:
         return ""
-    columns = ["dataset", "arch", "variant", "framework", "seed", "diverged_epoch", "test_accuracy"]
-    table = runs[columns].rename(columns={"diverged_epoch": "stopped at epoch",
-                                          "test_accuracy": "test accuracy at the stop"})
-    return _html(table.astype({"stopped at epoch": int}))
+    keys = ["dataset", "arch", "variant", "framework", "sweep", "sweep_value"]
+    runs = runs.assign(sweep_value=runs["sweep_value"].map(lambda v: "" if pd.isna(v) else sweeps.value_text(v)))
+    table = runs.groupby(keys, sort=False).agg(
+        runs=("seed", "size"), seeds=("seed", lambda seeds: ", ".join(map(str, sorted(seeds)))),
+        stopped_at=("diverged_epoch", lambda e: ", ".join(str(int(x)) for x in e)),
+        accuracy=("test_accuracy", "mean")).reset_index()
+    return _html(table.rename(columns={"sweep_value": "value", "stopped_at": "stopped at epoch",
+                                       "accuracy": "test accuracy at the stop (mean)"}))
+
+
+def bn_bought(claims: pd.DataFrame) -> list[str]:
+    """One line per stability claim: what BN bought, per framework and BN variant (measured difference with
+    its 95 % CI, the outcome and the verdict)."""
+    lines = []
+    rows = claims[claims["kind"] == "stability"]
+    for claim_id, group in rows.groupby("id", sort=False):
+        parts = []
+        for row in group.itertuples():
+            measured = _fmt(row.measured, row.ci_low, row.ci_high, 3)
+            outcome = "not run" if pd.isna(row.outcome) else row.outcome
+            parts.append(f"{row.framework} {row.variant}: {measured} ({outcome}; {row.verdict})")
+        lines.append(f"{group['claim'].iloc[0]} [{claim_id}, {group['metric'].iloc[0]}, BN minus "
+                     f"{group['against'].iloc[0]}] — " + "; ".join(parts))
+    return lines
+
+
+def stability_view(stability: pd.DataFrame) -> pd.DataFrame:
+    """stability.csv of one dataset x arch as the report shows it: each metric as mean [95 % CI] (n seeds)."""
+    from bnbench.analysis.sensitivity import STABILITY_METRICS
+
+    rows = []
+    for row in stability.to_dict("records"):
+        shown = {"variant": row["variant"], "framework": row["framework"]}
+        for metric in STABILITY_METRICS:
+            digits = 4 if metric == "max_stable_learning_rate" else 3
+            shown[metric.replace("_", " ")] = (
+                "–" if pd.isna(row[metric]) else
+                f"{_fmt(row[metric], row[f'{metric}_ci_low'], row[f'{metric}_ci_high'], digits)} ({int(row[f'{metric}_n'])})")
+        rows.append(shown)
+    return pd.DataFrame(rows)
 
 
 def comparisons_table(comparisons: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -195,7 +232,8 @@ def sanity_checks(runs: pd.DataFrame, arch: str) -> list[str]:
     return notes
 
 
-def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[dict]:
+def _sections(summary, stats_table, comparisons, figures: list[Path], stability: pd.DataFrame) -> list[dict]:
+    """One section per dataset x arch (`summary`: its base runs)."""
     sections = []
     for (dataset, arch), group in summary.groupby(["dataset", "arch"], sort=False):
         here = lambda frame: frame[(frame.dataset == dataset) & (frame.arch == arch)]  # noqa: E731
@@ -210,7 +248,8 @@ def _sections(summary, stats_table, comparisons, figures: list[Path]) -> list[di
                          "notes": sanity_checks(group, arch),
                          "means": _html(means_table(here(stats_table))),
                          "versus": _html(comparisons_table(here(comparisons), "variant_vs_baseline")),
-                         "agreement": _html(comparisons_table(here(comparisons), "keras_vs_torch"))})
+                         "agreement": _html(comparisons_table(here(comparisons), "keras_vs_torch")),
+                         "stability": _html(stability_view(here(stability))) if len(here(stability)) else ""})
     return sections
 
 
@@ -221,17 +260,20 @@ def read_summary(path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=dict.fromkeys(text, str))
 
 
-def write_report(summary, stats, comparisons, claims, figures, config_json: str, out) -> None:
-    summary, stats_table = read_summary(summary), pd.read_csv(stats)
+def write_report(summary, stats, comparisons, claims, figures, config_json: str, out, stability=None) -> None:
+    runs, stats_table = read_summary(summary), pd.read_csv(stats)
     comparisons, claims = pd.read_csv(comparisons), pd.read_csv(claims)
+    stability = pd.read_csv(stability) if stability else pd.DataFrame(columns=["dataset", "arch"])
+    summary = runs[runs["sweep"] == sweeps.BASE]  # the datasets' own settings; the sweeps have their own figures
     config = json.loads(config_json)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
-        n_runs=len(summary), headline=headline(summary, config.get("equivalence_margins")), claims=claims_table(claims),
+        n_runs=len(runs), n_sweep_runs=len(runs) - len(summary), bn_bought=bn_bought(claims),
+        headline=headline(summary, config.get("equivalence_margins")), claims=claims_table(claims),
         n_claim_tests=int(claims["p_value"].notna().sum()), min_pairs=config.get("min_pairs", 5),
-        sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures]),
-        provenance=provenance(summary), config=json.dumps(json.loads(config_json), indent=2),
-        n_diverged=int(summary["diverged"].sum()), diverged=diverged_table(summary), n_missed=int((~summary["reached_target"]).sum()),
+        sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures], stability),
+        provenance=provenance(runs), config=json.dumps(json.loads(config_json), indent=2),
+        n_diverged=int(runs["diverged"].sum()), diverged=diverged_table(runs), n_missed=int((~runs["reached_target"]).sum()),
     )
     atomic_write(Path(out), lambda handle: handle.write(html))

@@ -23,7 +23,7 @@ METRICS = {
     "test_accuracy": True, "best_val_accuracy": True, "val_accuracy": True, "val_accuracy_auc": True,
     "test_loss": False, "train_loss": False, "train_accuracy": True,
     "epochs_to_target": False, "seconds_to_target": False, "first_epoch_to_target": False,
-    "median_epoch_seconds": False, "warmup_seconds": False,
+    "median_epoch_seconds": False, "warmup_seconds": False, "train_test_gap": False,
 }
 TARGET_METRICS = {"epochs_to_target", "seconds_to_target", "first_epoch_to_target"}
 
@@ -124,9 +124,10 @@ def describe(values: np.ndarray, seed: int = 0) -> dict:
 
 
 def aggregate(summary: pd.DataFrame, metrics=None) -> pd.DataFrame:
-    """stats.csv: one row per dataset x arch x variant x framework x metric."""
+    """stats.csv (base runs) and sensitivity.csv: one row per dataset x arch x variant x framework x sweep x
+    sweep_value x metric."""
     rows = []
-    for key, group in summary.groupby(list(GROUP_KEYS), sort=False):
+    for key, group in summary.groupby(list(GROUP_KEYS), sort=False, dropna=False):  # base runs: sweep_value NaN
         reached = group["epochs_to_target"].notna()
         for metric in metrics or METRICS:
             values = group[metric].dropna().to_numpy(float)

@@ -8,9 +8,11 @@ A backend (bnbench.training.backends) supplies only what differs per framework:
   start_run(run, weights=None)  back to the start of another run on the same data and architecture
                       (its initial weights, fresh BN statistics and optimizer state), reusing what the
                       framework allows (Keras: the model and its traced epoch graph)
-  train_epoch(order)  one SGD step per mini-batch of x_train[order] (the last batch may be smaller),
-                      in training mode (BN uses batch statistics and updates its moving ones);
-                      returns the mean of the steps' training-mode losses
+  dropouts            (rate, units) of each Dropout layer (spec.dropouts), [] without dropout
+  train_epoch(order, masks)  one SGD step per mini-batch of x_train[order] (the last batch may be
+                      smaller), in training mode (BN uses batch statistics and updates its moving ones;
+                      each Dropout layer keeps the units its mask (spec.dropout_masks, rows indexed by
+                      sample) keeps); returns the mean of the steps' training-mode losses
   evaluate(split)     (mean loss, accuracy) on "train_eval", "val" or "test" in inference mode
                       (BN uses its moving statistics)
   state()             everything training changes (weights, BN moving statistics, optimizer
@@ -28,7 +30,7 @@ import numpy as np
 
 from bnbench import BnbenchError
 from bnbench.training.checkpoint import Checkpoints
-from bnbench.training.spec import INPUT_SHAPES, batch_order
+from bnbench.training.spec import INPUT_SHAPES, batch_order, dropout_masks
 
 # Train metrics are measured on the first TRAIN_EVAL_SIZE training samples (all of them for circles):
 # a fixed sample, the same in both frameworks, that costs a fraction of a pass over 55 000 images.
@@ -38,7 +40,9 @@ EVAL_BATCH = 1024  # samples per forward pass when evaluating (inference mode: n
 
 
 class Trainer(Protocol):
-    def train_epoch(self, order: np.ndarray) -> float: ...
+    dropouts: list[tuple[float, int]]
+
+    def train_epoch(self, order: np.ndarray, masks: list[np.ndarray]) -> float: ...
     def evaluate(self, split: str) -> tuple[float, float]: ...
     def state(self) -> dict[str, np.ndarray]: ...
     def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
@@ -95,7 +99,10 @@ class Session:
         else:
             self.backend.configure(self.threads, run["seed"])
             self.trainer.start_run(run)
-        return {**fit(self.trainer, run, self.n_train, log, checkpoints), "device": self.device}
+        # Chance: one class in `outputs` (two for a single binary logit); a collapsed run ends near it.
+        chance = 1.0 / max(2, self.trainer.outputs)
+        return {**fit(self.trainer, run, self.n_train, log, checkpoints), "device": self.device,
+                "chance_accuracy": chance}
 
 
 def train(backend, run: dict, data: dict, threads: int = 1, log: Callable[[str], None] = print,
@@ -117,7 +124,8 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
     diverged_epoch = None
     for epoch in range(done + 1, run["epochs"] + 1):
         start = time.perf_counter()
-        step_loss = trainer.train_epoch(batch_order(run["seed"], epoch, n_train))
+        masks = dropout_masks(run["seed"], epoch, n_train, trainer.dropouts)  # [] without dropout
+        step_loss = trainer.train_epoch(batch_order(run["seed"], epoch, n_train), masks)
         seconds = time.perf_counter() - start
         train_loss, train_acc = trainer.evaluate("train_eval")
         val_loss, val_acc = trainer.evaluate("val")

@@ -56,6 +56,14 @@ class MaxPool:
 
 
 @dataclass(frozen=True)
+class Dropout:
+    """Drops units in training mode with masks drawn from the run's seed (dropout_masks), the same in both
+    frameworks; scales the kept ones by 1 / (1 - rate); the identity in inference mode."""
+
+    rate: float
+
+
+@dataclass(frozen=True)
 class Flatten:
     pass  # flattens in Keras' channels-last (H, W, C) order in both frameworks
 
@@ -76,27 +84,29 @@ def unsupported(arch: str, variant: dict) -> str | None:
     return None
 
 
-def build_spec(arch: str, variant: dict, outputs: int = 1) -> list:
-    """Layers for `arch` with BN placed as `variant` says (keys as in config.yaml); last layer = logits."""
+def build_spec(arch: str, variant: dict, outputs: int = 1, dropout: float = 0.0) -> list:
+    """Layers for `arch` with BN placed as `variant` says (keys as in config.yaml) and, with a `dropout`
+    rate, a Dropout layer after each hidden block; last layer = logits."""
     if reason := unsupported(arch, variant):
         raise BnbenchError(f"placement {variant['placement']!r} on {arch}: {reason}; use placement after, or "
                            f"skip this variant on {arch} (datasets.<name>.skip)")
     bn = BatchNorm(BNSettings.from_variant(variant))
     placement, use_bias = variant.get("placement", "none"), variant.get("use_bias", True)
     input_bn = [bn] if variant.get("input_bn", False) else []  # per input feature / channel
+    drop = [Dropout(float(dropout))] if dropout else []
     layers = [] if arch == "mlp3" else input_bn
     if arch == "mlp":  # the circles tutorial
-        layers += [Dense(50, "he_uniform", use_bias), *_activation_block(bn, placement)]
+        layers += [Dense(50, "he_uniform", use_bias), *_activation_block(bn, placement), *drop]
     elif arch == "mlp3":  # input BN normalises each of the 784 pixels
         layers += [Flatten(), *input_bn]
         for units in (300, 200, 100):
-            layers += [Dense(units, use_bias=use_bias), *_activation_block(bn, placement)]
+            layers += [Dense(units, use_bias=use_bias), *_activation_block(bn, placement), *drop]
     elif arch == "cnn":  # the tutorial: BN only after the second convolution
         layers += [Conv2D(32, 3, use_bias), ReLU(), Conv2D(32, 3, use_bias)]
         layers += {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
-        layers += [MaxPool(2), Flatten()]
+        layers += [MaxPool(2), Flatten(), *drop]  # dropped after flattening: the same unit order in both frameworks
     elif arch == "lstm":  # the tutorial: BN on the LSTM's output (its activations are inside the cell)
-        layers += [LSTM(32, use_bias)] + ([bn] if placement == "after" else [])
+        layers += [LSTM(32, use_bias)] + ([bn] if placement == "after" else []) + drop
     else:
         raise BnbenchError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return layers + [Dense(outputs)]
@@ -144,9 +154,31 @@ def output_shape(layer, shape: tuple) -> tuple:
     return shape
 
 
-def initial_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
+def run_layers(run: dict, outputs: int) -> list:
+    """The spec of a run's network (its arch, BN variant and dropout rate)."""
+    return build_spec(run["arch"], run["bn"], outputs, run.get("dropout", 0.0))
+
+
+def run_weights(run: dict, layers: list, input_shape: tuple) -> list[dict]:
+    """A run's initial weights: drawn from its seed, kernels times its init_scale."""
+    return initial_weights(layers, input_shape, run["seed"], run.get("init_scale", 1.0))
+
+
+def initial_weights(spec: list, input_shape: tuple, seed: int, init_scale: float = 1.0) -> list[dict]:
     """Per layer with state, in order, float32: Dense / Conv2D {"kernel", "bias"}, LSTM {"kernel",
-    "recurrent", "bias"}, BatchNorm {"gamma", "beta", "moving_mean", "moving_variance"}."""
+    "recurrent", "bias"}, BatchNorm {"gamma", "beta", "moving_mean", "moving_variance"}. Every kernel is
+    multiplied by `init_scale` (in float32, once, here: both frameworks start from these very values)."""
+    weights = _default_weights(spec, input_shape, seed)
+    if init_scale != 1.0:
+        factor = np.float32(init_scale)
+        for entry in weights:
+            for key in ("kernel", "recurrent"):
+                if key in entry:
+                    entry[key] = entry[key] * factor
+    return weights
+
+
+def _default_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
     rng = np.random.default_rng([seed, 0])
     weights, shape = [], tuple(input_shape)
     for layer in spec:
@@ -175,3 +207,37 @@ def initial_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
 def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The sample order of one epoch: a fresh permutation per epoch, the same in both frameworks."""
     return np.random.default_rng([seed, 1, epoch]).permutation(n)
+
+
+def dropouts(spec: list, input_shape: tuple) -> list[tuple[float, int]]:
+    """(rate, units per sample) of each Dropout layer of the spec, in order."""
+    found, shape = [], tuple(input_shape)
+    for layer in spec:
+        if isinstance(layer, Dropout):
+            found.append((layer.rate, int(np.prod(shape))))
+        shape = output_shape(layer, shape)
+    return found
+
+
+MASK_ROWS = 4096  # dropout masks are drawn this many samples at a time (bounded memory on any dataset)
+
+
+def dropout_masks(seed: int, epoch: int, n: int, layers: list[tuple[float, int]]) -> list[np.ndarray]:
+    """One epoch's dropout masks, drawn from the seed like the batch order: per Dropout layer (rate, units)
+    a bool [n, units] array, row i for training sample i, True where the unit is kept (a uniform draw >=
+    rate). Both frameworks turn it into 0 or 1 / (1 - rate) in float32 and multiply the activations by it:
+    the same masks, the same products."""
+    rng = np.random.default_rng([seed, 2, epoch])
+    masks = []
+    for rate, units in layers:
+        mask = np.empty((n, units), bool)
+        for first in range(0, n, MASK_ROWS):
+            rows = min(MASK_ROWS, n - first)
+            mask[first:first + rows] = rng.random((rows, units), dtype=np.float32) >= np.float32(rate)
+        masks.append(mask)
+    return masks
+
+
+def keep_scale(rate: float) -> np.float32:
+    """The factor on kept units, 1 / (1 - rate), in float32 (the same number in both frameworks)."""
+    return np.float32(1.0 / (1.0 - rate))

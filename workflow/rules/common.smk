@@ -6,19 +6,21 @@ import sys
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
 
 from bnbench.analysis.plots import FIGURES, write_caption_files
+from bnbench import sweeps
 from bnbench.config import (
     ConfigError,
     dataset_params,
     experiment,
     job_resources,
     resolve_run,
+    run_count,
     runs,
     seed_groups,
-    training_jobs,
     validate_config,
 )
 from bnbench.files import unwritable
 from bnbench.provenance import code_hash
+from bnbench.results import run_folder
 
 # One clear line before any job runs, rather than failures hours in.
 try:
@@ -41,18 +43,18 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9_]+",
 
 
-RUN_DIR = "results/runs/{dataset}/{arch}/{variant}/{framework}/seed{seed}"
-
-
-def run_dir(dataset, seed):
-    """A run's folder with its dataset and seed filled in (arch, variant, framework stay wildcards)."""
-    return RUN_DIR.replace("{dataset}", dataset).replace("{seed}", str(seed))
+def run_dir(dataset, point, seed):
+    """A run's folder (bnbench.results.run_folder) with its dataset, sweep point and seed filled in; arch,
+    variant and framework stay wildcards."""
+    wildcards = {"arch": "{arch}", "variant": "{variant}", "framework": "{framework}"}
+    return run_folder({"dataset": dataset, **wildcards, "sweep": point[0], "sweep_value": point[1], "seed": seed})
 
 # Handed to training jobs through their environment, not as a param: how often checkpoints are
 # written changes no result, so changing it must not trigger reruns (params do).
 os.environ.update(BNBENCH_CHECKPOINT_EVERY=str(config["checkpoint_every"]))
 RUNS = runs(config)
-print(f"bnbench: {len(RUNS)} runs in {training_jobs(config)} training jobs", file=sys.stderr)
+# Before anything expands: how big the config (its sweeps above all) is.
+print(f"bnbench: {run_count(config)}", file=sys.stderr)
 DATASET_ARCHS = list(dict.fromkeys((r["dataset"], r["arch"]) for r in RUNS))
 REPORT_CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
 CLAIMS = os.path.join(workflow.basedir, "workflow", "claims.yaml")  # tutorial claims, as data
@@ -90,7 +92,7 @@ def table(path, caption, label):
 
 
 def run_dirs():
-    return [RUN_DIR.format(**r) for r in RUNS]
+    return [run_folder(r) for r in RUNS]
 
 
 def figure_paths():
@@ -101,45 +103,65 @@ def figure_paths():
     ]
 
 
-def resolved(dataset, wildcards, seed):
+def resolved(dataset, point, wildcards, seed):
     """A run's resolved settings (bnbench.config.resolve_run); seed None: the settings its seed group shares."""
-    run = resolve_run(config, dataset, wildcards.arch, wildcards.variant, wildcards.framework, seed or 0)
+    run = resolve_run(config, dataset, wildcards.arch, wildcards.variant, wildcards.framework, seed or 0, *point)
     return run if seed is not None else {key: value for key, value in run.items() if key != "seed"}
 
 
-# The training rules (train.smk): one per dataset and seed group, its wildcards arch, variant, framework.
+# The training rules (train.smk): one per dataset, sweep point and seed group, its wildcards arch,
+# variant, framework. A point is (axis, value), or ("base", None) for the dataset's own settings.
+def sweep_points(dataset):
+    return [(sweeps.BASE, None), *sweeps.points(config["datasets"][dataset])]
+
+
 def group_label(seeds):
     """Names a seed group's log and rule: seed3, or seeds1-10 (first and last seed, in config order)."""
     return f"seed{seeds[0]}" if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
 
 
-def group_paths(dataset, seeds, name):
-    return [f"{run_dir(dataset, seed)}/{name}" for seed in seeds]
+def rule_name(dataset, point, seeds):
+    """train_circles_seeds1_10, train_circles_learning_rate_0p003_seeds1_10 (a rule name is an identifier)."""
+    label = "" if point[0] == sweeps.BASE else f"{point[0]}_{sweeps.value_text(point[1])}_"
+    label = label.replace(".", "p").replace("-", "m").replace("+", "")
+    return f"train_{dataset}_{label}{group_label(seeds).replace('-', '_')}"
 
 
-def group_settings(dataset):
-    return lambda wildcards: json.dumps(resolved(dataset, wildcards, seed=None), sort_keys=True)
+def job_file(folder, dataset, point, seeds, suffix):
+    """A training job's log or benchmark file: <folder>/<dataset>/<arch>/<variant>/<framework>[/<axis>=<value>]/seeds1-10<suffix>."""
+    inner = sweeps.point_folder(*point)
+    return f"{folder}/{dataset}/{{arch}}/{{variant}}/{{framework}}/{inner + '/' if inner else ''}{group_label(seeds)}{suffix}"
 
 
-def group_runs(dataset, seeds):
+def group_paths(dataset, point, seeds, name):
+    return [f"{run_dir(dataset, point, seed)}/{name}" for seed in seeds]
+
+
+def group_settings(dataset, point):
+    return lambda wildcards: json.dumps(resolved(dataset, point, wildcards, seed=None), sort_keys=True)
+
+
+def group_runs(dataset, point, seeds):
     # The function takes `output`, so Snakemake counts it derived from the outputs and leaves it out of
     # its params-changed check: how seeds are grouped into jobs is no part of a run's identity.
     def runs(wildcards, output):
-        return json.dumps([resolved(dataset, wildcards, seed) for seed in seeds], sort_keys=True)
+        return json.dumps([resolved(dataset, point, wildcards, seed) for seed in seeds], sort_keys=True)
 
     return runs
 
 
-def group_checkpoints(dataset, seeds):
+def group_checkpoints(dataset, point, seeds):
     def checkpoints(wildcards, output):  # derived as well (see group_runs)
-        return expand(group_paths(dataset, seeds, "checkpoint.npz"), **wildcards)
+        return expand(group_paths(dataset, point, seeds, "checkpoint.npz"), **wildcards)
 
     return checkpoints
 
 
-def group_resources(dataset, seeds, key):
+def group_resources(dataset, point, seeds, key):
+    batch_size = point[1] if point[0] == "batch_size" else None
+
     def resource(wildcards):
-        return job_resources(config, dataset, wildcards.arch, wildcards.framework, len(seeds))[key]
+        return job_resources(config, dataset, wildcards.arch, wildcards.framework, len(seeds), batch_size)[key]
 
     return resource
 
@@ -155,5 +177,7 @@ def final_outputs():
         "results/stats.csv",
         "results/comparisons.csv",
         "results/claims.csv",
+        "results/sensitivity.csv",
+        "results/stability.csv",
         "reports/index.html",
     ]

@@ -25,6 +25,8 @@ rule stats:
         stats=table("results/stats.csv", "stats", "statistics"),
         comparisons=table("results/comparisons.csv", "comparisons", "comparisons"),
         claims=table("results/claims.csv", "claims", "tutorial claims"),
+        sensitivity=table("results/sensitivity.csv", "sensitivity", "sensitivity"),
+        stability=table("results/stability.csv", "stability", "stability"),
     params:
         code=code("stats"),
         settings=json.dumps(
@@ -37,7 +39,8 @@ rule stats:
     shell:
         "python -m bnbench stats --summary {input.summary} --claims {input.claims} "
         "--stats {output.stats} --comparisons {output.comparisons} "
-        "--claims-out {output.claims} --settings {params.settings:q} > {log} 2>&1"
+        "--claims-out {output.claims} --sensitivity {output.sensitivity} --stability {output.stability} "
+        "--settings {params.settings:q} > {log} 2>&1"
 
 
 rule plots:
@@ -67,6 +70,7 @@ rule report:
         stats="results/stats.csv",
         comparisons="results/comparisons.csv",
         claims="results/claims.csv",
+        stability="results/stability.csv",
         figures=figure_paths(),
     output:
         report(
@@ -85,5 +89,6 @@ rule report:
         "../../envs/report.yaml"
     shell:
         "python -m bnbench report --summary {input.summary} --stats {input.stats} "
-        "--comparisons {input.comparisons} --claims {input.claims} --figures {input.figures} "
+        "--comparisons {input.comparisons} --claims {input.claims} --stability {input.stability} "
+        "--figures {input.figures} "
         "--config {params.config:q} --out {output} > {log} 2>&1"

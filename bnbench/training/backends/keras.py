@@ -85,6 +85,8 @@ def _layer(layer):
         return keras.layers.MaxPooling2D(layer.size)
     if isinstance(layer, specs.Flatten):
         return keras.layers.Flatten()
+    if isinstance(layer, specs.Dropout):  # the training step applies the run's masks here (Trainer._forward)
+        return keras.layers.Identity()
     raise TypeError(f"no Keras layer for {layer!r}")
 
 
@@ -136,7 +138,7 @@ def export_weights(model: keras.Sequential) -> list[dict]:
 class Trainer:
     # What the model, its optimizer and the traced epoch graph depend on: runs that differ in nothing
     # else (seeds of one variant) reuse them, and the graph is traced once per job, not once per run.
-    GRAPH_KEYS = ("arch", "bn", "optimizer", "batch_size")
+    GRAPH_KEYS = ("arch", "bn", "optimizer", "batch_size", "dropout")
 
     def __init__(self, run: dict, data: dict, shape: tuple, outputs: int, device: str = "cpu",
                  weights: list | None = None):
@@ -153,9 +155,10 @@ class Trainer:
     def start_run(self, run: dict, weights: list | None = None) -> None:
         """Back to the start of `run`: its initial weights and BN statistics, the optimizer's initial
         state. The model and its traced graph are kept when `run` needs the same ones."""
-        layers = specs.build_spec(run["arch"], run["bn"], self.outputs)
-        weights = specs.initial_weights(layers, self.shape, run["seed"]) if weights is None else weights
-        graph = [run[key] for key in self.GRAPH_KEYS]
+        layers = specs.run_layers(run, self.outputs)
+        weights = specs.run_weights(run, layers, self.shape) if weights is None else weights
+        self.layers, self.dropouts = layers, specs.dropouts(layers, self.shape)
+        graph = [run.get(key) for key in self.GRAPH_KEYS]
         if graph != self._graph:
             self._build(run, layers, weights)
             self._graph = graph
@@ -180,27 +183,41 @@ class Trainer:
         x, y = data.pop(f"x_{split}"), data.pop(f"y_{split}")
         return tf.constant(x), tf.constant(y.reshape(-1, 1) if self.binary else y)
 
-    def _train_step(self, x, y):
+    def _forward(self, x, masks):
+        """The model in training mode; with dropout, layer by layer, each Dropout's mask applied."""
+        if not masks:
+            return self.model(x, training=True)
+        masks = iter(masks)
+        for layer, built in zip(self.layers, self.model.layers):
+            if isinstance(layer, specs.Dropout):
+                x = x * tf.where(next(masks), specs.keep_scale(layer.rate), np.float32(0.0))
+            else:
+                x = built(x, training=True)
+        return x
+
+    def _train_step(self, x, y, masks=()):
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(y, self.model(x, training=True))
+            loss = self.loss_fn(y, self._forward(x, masks))
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss
 
-    def _train_epoch(self, x, y, order):
+    def _train_epoch(self, x, y, order, masks):
         # The whole epoch is one graph: no Python round-trip per step (~2x faster than a step function).
-        # x and y are arguments, not captured constants, so the graph never embeds the dataset.
+        # x, y and the dropout masks are arguments, not captured constants, so the graph never embeds them.
         n = tf.shape(order)[0]
         total, steps = tf.constant(0.0, keras.config.floatx()), tf.constant(0.0, keras.config.floatx())
         for first in tf.range(0, n, self.batch_size):
             index = order[first:tf.minimum(first + self.batch_size, n)]
-            total += self._train_step(tf.gather(x, index), tf.gather(y, index))
+            batch_masks = [tf.gather(mask, index) for mask in masks]
+            total += self._train_step(tf.gather(x, index), tf.gather(y, index), batch_masks)
             steps += 1.0
         return total / steps
 
-    def train_epoch(self, order: np.ndarray) -> float:
-        """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
-        return float(self._epoch(*self.splits["train"], tf.constant(order)))
+    def train_epoch(self, order: np.ndarray, masks: list[np.ndarray] = ()) -> float:
+        """One SGD step per mini-batch of x_train[order] (dropout: `masks`, rows by sample); returns the
+        mean of the steps' losses."""
+        return float(self._epoch(*self.splits["train"], tf.constant(order), [tf.constant(m) for m in masks]))
 
     def state(self) -> dict[str, np.ndarray]:
         """Weights and BN moving statistics, optimizer variables (see training.Trainer), keyed by

@@ -81,6 +81,18 @@ def batch_norm(settings: bnmap.BNSettings, shape: tuple) -> KerasBatchNorm:
     return KerasBatchNorm(norm, sequence=len(shape) == 2)
 
 
+class MaskedDropout(nn.Module):
+    """Dropout with a given mask: in training mode the activations times `mask` (set per mini-batch by the
+    Trainer from the run's seeded masks, spec.dropout_masks); the identity in inference mode."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate, self.mask = rate, None
+
+    def forward(self, x):
+        return x * self.mask if self.training else x
+
+
 class ChannelsFirst(nn.Module):
     def forward(self, x):
         return x.permute(0, 3, 1, 2)
@@ -146,6 +158,8 @@ def _module(layer, shape: tuple, weights) -> nn.Module:
         return nn.MaxPool2d(layer.size)
     if isinstance(layer, specs.Flatten):
         return FlattenChannelsLast()
+    if isinstance(layer, specs.Dropout):
+        return MaskedDropout(layer.rate)
     raise TypeError(f"no torch module for {layer!r}")
 
 
@@ -224,9 +238,11 @@ class Trainer:
     def start_run(self, run: dict, weights: list | None = None) -> None:
         """Back to the start of `run`: a model with its initial weights and BN statistics, a fresh
         optimizer. Built anew each time: that takes milliseconds (torch compiles nothing ahead)."""
-        layers = specs.build_spec(run["arch"], run["bn"], self.outputs)
-        weights = specs.initial_weights(layers, self.shape, run["seed"]) if weights is None else weights
+        layers = specs.run_layers(run, self.outputs)
+        weights = specs.run_weights(run, layers, self.shape) if weights is None else weights
+        self.dropouts = specs.dropouts(layers, self.shape)
         self.model = build_model(layers, self.shape, weights).to(self.device)
+        self._dropout_modules = [m for m in self.model if isinstance(m, MaskedDropout)]
         opt = run["optimizer"]
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = FusedSGD(self.params, opt["learning_rate"], opt["momentum"], opt["nesterov"])
@@ -244,14 +260,20 @@ class Trainer:
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits[:, 0] if self.binary else logits, y)
 
-    def train_epoch(self, order: np.ndarray) -> float:
-        """One SGD step per mini-batch of x_train[order]; returns the mean of the steps' losses."""
+    def train_epoch(self, order: np.ndarray, masks: list[np.ndarray] = ()) -> float:
+        """One SGD step per mini-batch of x_train[order] (dropout: `masks`, rows by sample); returns the
+        mean of the steps' losses."""
         x, y = self.splits["train"]
         order = torch.from_numpy(order).to(self.device)
+        masks = [torch.from_numpy(mask).to(self.device) for mask in masks]
+        scales = [torch.tensor(specs.keep_scale(m.rate), device=self.device) for m in self._dropout_modules]
+        zero = torch.zeros((), device=self.device)
         self.model.train()
         losses = []
         for batch in batches(len(order), self.batch_size):
             index = order[batch]  # index_select: ~6x cheaper than x[index], no shuffled copy of x
+            for module, mask, scale in zip(self._dropout_modules, masks, scales):
+                module.mask = torch.where(mask.index_select(0, index), scale, zero)
             loss, grads = self._step(x.index_select(0, index), y.index_select(0, index))
             self.optimizer.step(grads)
             losses.append(loss.detach())

@@ -1,4 +1,4 @@
-"""A training step without autograd for MLPs (Linear, BatchNorm1d, ReLU, Flatten), same kernels as autograd.
+"""A training step without autograd for MLPs (Linear, BatchNorm1d, ReLU, Flatten, MaskedDropout), same kernels as autograd.
 
 For the MLPs at batch 32 on one CPU thread, autograd's bookkeeping (graph nodes, saved tensors, views, the
 engine) is about 30% of a training step. Here each layer saves what its backward needs and calls the aten
@@ -104,8 +104,24 @@ class _Flatten:
         return grad.view(self.shape), []
 
 
+class _Dropout:
+    """MaskedDropout: the activations times the mini-batch's mask (a new tensor), and so the gradient."""
+
+    trainable = []
+
+    def __init__(self, module):
+        self.module = module
+
+    def forward(self, x):
+        self.mask = self.module.mask  # set by the Trainer before each step
+        return x * self.mask
+
+    def backward(self, grad, need_input: bool):
+        return grad * self.mask, []  # autograd's mul backward (the mask needs no gradient)
+
+
 def _layer(module: nn.Module, previous):
-    from bnbench.training.backends.torch import FlattenChannelsLast, KerasBatchNorm
+    from bnbench.training.backends.torch import FlattenChannelsLast, KerasBatchNorm, MaskedDropout
 
     if isinstance(module, nn.Linear):
         return _Linear(module)
@@ -116,6 +132,8 @@ def _layer(module: nn.Module, previous):
         return _ReLU(in_place=isinstance(previous, (_Linear, _BatchNorm)))
     if isinstance(module, FlattenChannelsLast):
         return _Flatten()
+    if isinstance(module, MaskedDropout):
+        return _Dropout(module)
     return None
 
 
