@@ -256,9 +256,9 @@ def test_weights_copy_exactly_between_frameworks(arch):
                 np.testing.assert_array_equal(t[key], original[key], err_msg=f"torch {key}")
 
 
-def sgd_steps(trainer, order: np.ndarray, batch_size: int) -> np.ndarray:
-    """One train_epoch call per mini-batch, so each step's loss is seen."""
-    return np.array([trainer.train_epoch(order[i:i + batch_size]) for i in range(0, len(order), batch_size)])
+def sgd_steps(trainer, order: np.ndarray, batch_size: int, masks=()) -> np.ndarray:
+    """One train_epoch call per mini-batch, so each step's loss is seen (`masks`: dropout, rows by sample)."""
+    return np.array([trainer.train_epoch(order[i:i + batch_size], masks) for i in range(0, len(order), batch_size)])
 
 
 @pytest.fixture
@@ -302,13 +302,15 @@ def reordered_within_batches(order: np.ndarray, batch_size: int, seed: int) -> n
     return np.concatenate([rng.permutation(order[i:i + batch_size]) for i in range(0, len(order), batch_size)])
 
 
-def train(framework: str, run: dict, arch: str, dtype: np.dtype, weights: list[dict], order: np.ndarray):
-    """A fresh trainer from `weights` after one SGD step per mini-batch of `order`: (losses, final weights)."""
+def train(framework: str, run: dict, arch: str, dtype: np.dtype, weights: list[dict] | None, order: np.ndarray):
+    """A fresh trainer from `weights` (None: the run's own, spec.run_weights) after one SGD step per
+    mini-batch of `order`, with the run seed's dropout masks where it has dropout: (losses, final weights)."""
     data = {key: value.astype(dtype) if value.dtype.kind == "f" else value
             for key, value in synthetic_data(arch, len(order)).items()}
     shape, outputs = prepare(run, data)
     trainer = BACKENDS[framework].Trainer(run, data, shape, outputs, weights=weights)
-    return sgd_steps(trainer, order, run["batch_size"]), BACKENDS[framework].export_weights(trainer.model)
+    masks = spec.dropout_masks(run["seed"], 1, len(order), trainer.dropouts)
+    return sgd_steps(trainer, order, run["batch_size"], masks), BACKENDS[framework].export_weights(trainer.model)
 
 
 # The runs that measure each framework's own drift: start weights one ulp up / down, each with the samples
@@ -446,3 +448,42 @@ def test_training_steps_agree_between_frameworks(arch, nesterov, precision):
                     # (a bias in front of BN has a zero gradient: its 'change' is round-off, skipped)
                     check(f"weight change over {STEPS} steps, {label}", t[key] - first[key],
                           k[key] - first[key], change_tolerance)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"], indirect=True)
+@pytest.mark.parametrize("arch", ["mlp", "mlp3", "lstm"])
+def test_sweep_settings_dropout_and_init_scale_agree_between_frameworks(arch, precision):
+    """The sweeps' settings: a run with dropout (masks from its seed) and scaled initial kernels starts from
+    the same weights in both frameworks (each draws them itself) and trains alike, by the same checks as
+    test_training_steps_agree_between_frameworks. Dropping a different mask in one framework, or scaling
+    the kernels in one only, fails it (the step losses differ from the first step)."""
+    label = f"{arch} (dropout 0.3, init_scale 1.5, {precision})"
+    for variant in ("none", "bn_after", "bn_before"):
+        if spec.unsupported(arch, DEFAULT_VARIANTS[variant]):
+            continue
+        run = {**trainer_run(arch, variant, nesterov=False), "dropout": 0.3, "init_scale": 1.5}
+        order = spec.batch_order(run["seed"], 1, STEPS * run["batch_size"])
+        results = {framework: train(framework, run, arch, precision, None, order) for framework in BACKENDS}
+        shape, outputs = ARCH_DATA[arch]
+        layers = spec.run_layers(run, outputs)
+        assert sum(isinstance(layer, spec.Dropout) for layer in layers) >= 1
+        start = spec.run_weights(run, layers, spec.INPUT_SHAPES[arch] or shape)
+        assert start[0]["kernel"] == pytest.approx(1.5 * spec.initial_weights(layers, spec.INPUT_SHAPES[arch] or shape,
+                                                                             run["seed"])[0]["kernel"])
+        start = [{key: value.astype(precision) for key, value in entry.items()} for entry in start]
+
+        def drift_runs(run=run, layers=layers, start=start, order=order):
+            return {(framework, drift): train(framework, run, arch, precision, one_ulp_off(layers, start, direction),
+                                              reordered_within_batches(order, run["batch_size"], seed))
+                    for drift, (direction, seed) in DRIFTS.items() for framework in BACKENDS}
+
+        (keras_losses, keras_final), (torch_losses, torch_final) = results["keras"], results["torch"]
+        assert np.isfinite(keras_losses).all()
+        if precision == np.float32:
+            check_float32_within_drift(label, variant, start, results, drift_runs)
+            continue
+        check(f"step losses, {label}", torch_losses, keras_losses, 1e-4)
+        for first, k, t in zip(start, keras_final, torch_final, strict=True):
+            for key in first:
+                if np.abs(k[key] - first[key]).max() > 1e-9 * np.abs(first[key]).max():
+                    check(f"weight change over {STEPS} steps, {label}", t[key] - first[key], k[key] - first[key], 1e-4)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from bnbench import BnbenchError
+from bnbench.training import spec
 from bnbench.training.spec import BatchNorm, Dense, ReLU, batch_order, build_spec, initial_weights, unsupported
 
 
@@ -111,3 +112,39 @@ def test_a_bias_that_feeds_bn_directly_changes_nothing():
     assert not same_as_with_bias("cnn", before_nobias)  # the first convolution's bias feeds a ReLU
     assert not same_as_with_bias("mlp", after_nobias) and not same_as_with_bias("lstm", after_nobias)
     assert not same_as_with_bias("mlp", {"placement": "before"})
+
+
+def test_init_scale_multiplies_every_kernel_and_nothing_else():
+    for arch, shape in (("mlp", (2,)), ("mlp3", (28, 28)), ("cnn", (28, 28, 1)), ("lstm", (28, 28))):
+        layers = spec.build_spec(arch, {"placement": "after", "input_bn": arch != "mlp3"}, 10)
+        default, scaled = (spec.initial_weights(layers, shape, seed=4, init_scale=factor) for factor in (1.0, 0.25))
+        for plain, times in zip(default, scaled, strict=True):
+            for key, value in plain.items():
+                expected = value * np.float32(0.25) if key in ("kernel", "recurrent") else value
+                np.testing.assert_array_equal(times[key], expected, err_msg=f"{arch} {key}")
+                assert times[key].dtype == np.float32
+
+
+def test_dropout_layers_follow_each_hidden_block():
+    for arch, blocks in (("mlp", 1), ("mlp3", 3), ("cnn", 1), ("lstm", 1)):
+        layers = spec.build_spec(arch, {"placement": "after"}, 10, dropout=0.2)
+        drops = [i for i, layer in enumerate(layers) if isinstance(layer, spec.Dropout)]
+        assert len(drops) == blocks and all(layers[i].rate == 0.2 for i in drops)
+        assert isinstance(layers[drops[-1] + 1], spec.Dense)  # the next block (or the logits) follows
+        assert not any(isinstance(layer, spec.Dropout) for layer in spec.build_spec(arch, {"placement": "after"}, 10))
+    widths = spec.dropouts(spec.build_spec("mlp3", {"placement": "none"}, 10, dropout=0.5), (28, 28))
+    assert widths == [(0.5, 300), (0.5, 200), (0.5, 100)]
+
+
+def test_dropout_masks_come_from_the_seed_and_epoch():
+    layers = [(0.3, 50), (0.5, 7)]
+    first = spec.dropout_masks(seed=1, epoch=1, n=10_000, layers=layers)
+    again = spec.dropout_masks(seed=1, epoch=1, n=10_000, layers=layers)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert [m.shape for m in first] == [(10_000, 50), (10_000, 7)] and first[0].dtype == bool
+    assert first[0].mean() == pytest.approx(0.7, abs=0.01) and first[1].mean() == pytest.approx(0.5, abs=0.01)
+    for other in (spec.dropout_masks(2, 1, 10_000, layers), spec.dropout_masks(1, 2, 10_000, layers)):
+        assert not np.array_equal(other[0], first[0])
+    assert spec.dropout_masks(1, 1, 10_000, []) == []
+    assert spec.keep_scale(0.3) == np.float32(1 / 0.7)

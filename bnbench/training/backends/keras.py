@@ -190,7 +190,8 @@ class Trainer:
         masks = iter(masks)
         for layer, built in zip(self.layers, self.model.layers):
             if isinstance(layer, specs.Dropout):
-                x = x * tf.where(next(masks), specs.keep_scale(layer.rate), np.float32(0.0))
+                scale = tf.constant(specs.keep_scale(layer.rate), x.dtype)  # the float32 factor, exactly
+                x = x * tf.where(next(masks), scale, tf.zeros((), x.dtype))
             else:
                 x = built(x, training=True)
         return x

@@ -266,8 +266,10 @@ class Trainer:
         x, y = self.splits["train"]
         order = torch.from_numpy(order).to(self.device)
         masks = [torch.from_numpy(mask).to(self.device) for mask in masks]
-        scales = [torch.tensor(specs.keep_scale(m.rate), device=self.device) for m in self._dropout_modules]
-        zero = torch.zeros((), device=self.device)
+        dtype = x.dtype  # the float32 factor, exactly, in the model's dtype (as Keras casts it)
+        scales = [torch.tensor(float(specs.keep_scale(m.rate)), dtype=dtype, device=self.device)
+                  for m in self._dropout_modules]
+        zero = torch.zeros((), dtype=dtype, device=self.device)
         self.model.train()
         losses = []
         for batch in batches(len(order), self.batch_size):
