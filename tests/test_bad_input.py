@@ -76,6 +76,21 @@ CONFIG_CASES = [
      "datasets.circles.optimizer.momentum: 1 is greater than or equal to the maximum of 1; use a value < 1"),
     ("learning rate 0", config_with(**{"datasets.circles.optimizer": {"learning_rate": 0}}),
      "datasets.circles.optimizer.learning_rate: 0 is less than or equal to the minimum of 0; use a value > 0"),
+    ("unknown sweep axis", config_with(**{"datasets.circles.sweeps": {"momentum": [0.5]}}),
+     "datasets.circles.sweeps: Additional properties are not allowed ('momentum' was unexpected); allowed keys: "
+     "batch_size, dropout, init_scale, learning_rate"),
+    ("swept learning rate 0", config_with(**{"datasets.circles.sweeps": {"learning_rate": [0, 0.1]}}),
+     "datasets.circles.sweeps.learning_rate.0: 0 is less than or equal to the minimum of 0; use a value > 0"),
+    ("swept dropout rate 1", config_with(**{"datasets.circles.sweeps": {"dropout": [0, 1]}}),
+     "datasets.circles.sweeps.dropout.1: 1 is greater than or equal to the maximum of 1; use a value < 1"),
+    ("swept batch size not whole", config_with(**{"datasets.circles.sweeps": {"batch_size": [8.5]}}),
+     "datasets.circles.sweeps.batch_size.0: 8.5 is not of type 'integer'; use a whole number"),
+    ("swept batch size above the training set", config_with(**{"datasets.circles.sweeps": {"batch_size": [600]}}),
+     "datasets.circles.sweeps.batch_size (600) is larger than the training set (500); lower sweeps.batch_size"),
+    ("sweep variant the dataset does not train", config_with(**{"datasets.circles.sweep_variants": ["bn_before"]}),
+     "datasets.circles.sweep_variants names bn_before, which the dataset does not train; use some of: none, bn_after"),
+    ("init scale 0", config_with(**{"datasets.circles.init_scale": 0}),
+     "datasets.circles.init_scale: 0 is less than or equal to the minimum of 0; use a value > 0"),
 ]
 BAD_INPUT_MESSAGES = [message for _, _, message in CONFIG_CASES]
 

@@ -11,7 +11,15 @@ def test_shipped_config_is_valid_and_complete():
     config = load_config(REPO / "config.yaml")
     assert set(config["variants"]) == {"none", "bn_after", "bn_before", "bn_no_affine", "bn_momentum0",
                                        "bn_input", "bn_before_nobias"}
-    assert len(runs(config)) == 7 * 2 * 10 + 7 * 2 * 5  # circles; Fashion-MNIST mlp3 with 5 seeds
+    every = runs(config)
+    base = [run for run in every if run["sweep"] == "base"]
+    assert len(base) == 7 * 2 * 10 + 7 * 2 * 5  # circles; Fashion-MNIST mlp3 with 5 seeds
+    # circles' sweeps, for none, bn_after and bn_before: 6 further learning rates, 3 batch sizes, 2 init
+    # scales, 2 dropout rates (the base value of each is the base run)
+    swept = [run for run in every if run["sweep"] != "base"]
+    assert len(swept) == (6 + 3 + 2 + 2) * 3 * 2 * 10 and {r["dataset"] for r in swept} == {"circles"}
+    assert {r["variant"] for r in swept} == {"none", "bn_after", "bn_before"}
+    assert min(r["sweep_value"] for r in swept if r["sweep"] == "batch_size") == 4
     fashion = resolve_run(config, "fashion_mnist", "mlp3", "bn_before", "keras", 1)
     assert fashion["optimizer"]["nesterov"] is True and fashion["target_accuracy"] == 0.85
     assert fashion["epochs"] >= 15
@@ -28,6 +36,18 @@ def test_paper_preset_dry_run_lists_every_job(tmp_path):
     assert len(fashion) == (3 * 7 - 2) * 2 * 10 and {t[1] for t in fashion} == {"mlp3", "cnn", "lstm"}
     assert not {t for t in fashion if t[1] == "lstm" and t[2] in ("bn_before", "bn_before_nobias")}
     assert len(set(trains)) == (3 * 7 - 2) * 2 * 10 + 7 * 2 * 10  # circles too
+
+
+def test_sensitivity_preset_dry_run_lists_its_sweeps(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "presets/sensitivity.yaml"))
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("bnbench: "))
+    # circles: 7 variants x 2 frameworks x 10 seeds at 1 base + 15 sweep points (6 learning rates, 3 batch
+    # sizes, 4 init scales, 2 dropout rates); Fashion-MNIST: 7 x 2 x 5 at 1 + 5 points, 5 seeds per job
+    assert line.startswith(f"bnbench: {7 * 2 * 10 * 16 + 7 * 2 * 5 * 6} runs in {7 * 2 * 16 + 7 * 2 * 6} training jobs")
+    for sweep, runs_ in (("learning_rate", 7 * 2 * 10 * 6 + 7 * 2 * 5 * 3), ("init_scale", 7 * 2 * 10 * 4)):
+        assert f"sweep {sweep}: {runs_} runs" in line
+    assert "fashion_mnist/mlp3/bn_input/torch/learning_rate=0.1/seed5/history.csv" in proc.stdout
 
 
 def test_every_schema_property_has_description_and_default_where_optional():

@@ -72,14 +72,15 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
 
 
 FIGURES = ("val_accuracy", "train_loss", "test_accuracy", "epochs_to_target", "performance_profile",
-           "improvement", "agreement", "target_ladder")  # the shipped figure table (plots.FIGURES)
+           "improvement", "agreement", "target_ladder", "sensitivity_learning_rate", "sensitivity_batch_size",
+           "sensitivity_init_scale", "sensitivity_dropout", "stability_map")  # the shipped figure table (plots.FIGURES)
 
 
 def test_shipped_figure_table():
     from bnbench.analysis.plots import FIGURES as TABLE
 
     assert set(TABLE) == set(FIGURES)
-    assert all(figure.caption and figure.category in {"Convergence", "Accuracy", "Frameworks"}
+    assert all(figure.caption and figure.category in {"Convergence", "Accuracy", "Frameworks", "Sweeps"}
                for figure in TABLE.values())
 
 
@@ -279,4 +280,119 @@ def test_diverged_runs_are_counted_and_shown_not_dropped(diverging_run):
     html = (diverging_run / "reports/index.html").read_text()
     assert "4 diverged" in html and "Diverged runs" in html
     table = next(t for t in html_tables(html) if "stopped at epoch" in t.columns)
-    assert len(table) == 4 and set(table.variant) == {"bn_after"}
+    assert table.runs.astype(int).sum() == 4 and set(table.variant) == {"bn_after"}
+
+
+# Two axes, two values each: learning rate 0.003 and 50 (bn_after diverges there) around the base 0.01,
+# batch size 16 and the base 32 (no duplicate run).
+SWEEP_CONFIG = {**TINY_CONFIG, "datasets": {"circles": {
+    "epochs": 3, "variants": ["none", "bn_after"], "sweeps": {"learning_rate": [0.003, 50], "batch_size": [16, 32]}}}}
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sweep")
+    write_config(workdir, SWEEP_CONFIG)
+    return workdir, snakemake(workdir, "--cores", "2")
+
+
+def test_sweep_runs_have_their_own_paths_and_settings(sweep_run):
+    workdir, proc = sweep_run
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("bnbench: "))
+    assert line.startswith("bnbench: 32 runs in 16 training jobs (base settings: 8 runs in 4 jobs, ")
+    assert "sweep learning_rate: 16 runs in 8 jobs" in line and "sweep batch_size: 8 runs in 4 jobs" in line
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    assert len(summary) == 32 and {"sweep", "sweep_value"} <= set(summary.columns)
+    assert summary.sweep.value_counts().to_dict() == {"base": 8, "learning_rate": 16, "batch_size": 8}
+    assert summary[summary.sweep == "base"].sweep_value.isna().all()
+    swept = summary[summary.sweep != "base"]
+    assert (swept.sweep + "=" + swept.sweep_value.astype(str)).value_counts().to_dict() == {
+        "learning_rate=0.003": 8, "learning_rate=50.0": 8, "batch_size=16.0": 8}
+    effective = {"learning_rate": "run.optimizer.learning_rate", "batch_size": "run.batch_size"}
+    for run in summary.itertuples():
+        row = summary.loc[run.Index]
+        if run.sweep == "base":
+            assert row["run.optimizer.learning_rate"] == 0.01 and row["run.batch_size"] == 32
+            folder = f"results/runs/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}"
+        else:
+            assert row[effective[run.sweep]] == run.sweep_value
+            value = {0.003: "0.003", 50.0: "50", 16.0: "16"}[run.sweep_value]
+            folder = f"results/runs/circles/mlp/{run.variant}/{run.framework}/{run.sweep}={value}/seed{run.seed}"
+        assert row["run.init_scale"] == 1.0 and row["run.dropout"] == 0.0
+        assert json.loads((workdir / folder / "summary.json").read_text())["test_accuracy"] == run.test_accuracy
+    # Kept and counted: the runs that diverge at the large learning rate are the point of the sweep.
+    large = summary[summary.sweep_value == 50.0]
+    assert large[large.variant == "bn_after"].diverged.all()
+    # The same seed is the same run in both frameworks at every sweep point.
+    calm = summary[summary.sweep_value.fillna(0) != 50.0].fillna({"sweep_value": 0})  # (lr 50: chaos or NaN)
+    wide = calm.pivot_table(index=["variant", "sweep", "sweep_value", "seed"], columns="framework",
+                            values="train_loss")
+    finite = wide.dropna()
+    assert len(finite) == 12 and (abs(finite.keras - finite.torch) <= 1e-4 * abs(finite.keras).clip(lower=1)).all()
+
+
+def test_sensitivity_and_stability_tables(sweep_run):
+    workdir, _ = sweep_run
+    sensitivity = pd.read_csv(workdir / "results/sensitivity.csv")
+    for column in ("dataset", "arch", "variant", "framework", "sweep", "sweep_value", "metric", "n_runs", "n_diverged",
+                   "fraction_reached", "mean", "mean_ci_low", "mean_ci_high"):
+        assert column in sensitivity.columns
+    assert set(sensitivity.metric) >= {"test_accuracy", "best_val_accuracy", "epochs_to_target", "train_test_gap"}
+    points = {(a, v) for a, v in zip(sensitivity.sweep, sensitivity.sweep_value)}
+    # Each axis' curve: its sweep values and the base value (the base runs), nothing else.
+    assert points == {("learning_rate", 0.003), ("learning_rate", 0.01), ("learning_rate", 50.0),
+                      ("batch_size", 16.0), ("batch_size", 32.0)}
+    assert len(sensitivity) == 2 * 2 * 5 * sensitivity.metric.nunique() and (sensitivity.n_runs == 2).all()
+    diverged = sensitivity.query("variant == 'bn_after' and sweep_value == 50 and metric == 'test_accuracy'")
+    assert (diverged.n_diverged == 2).all() and (diverged.fraction_reached == 0).all()
+    stability = pd.read_csv(workdir / "results/stability.csv").set_index(["variant", "framework"])
+    assert len(stability) == 4
+    for column in ("max_stable_learning_rate", "init_scale_spread", "dropout_gain", "small_batch_drop"):
+        for suffix in ("", "_ci_low", "_ci_high", "_n"):
+            assert column + suffix in stability.columns
+    assert (stability.max_stable_learning_rate_n == 2).all() and (stability.small_batch_drop_n == 2).all()
+    assert stability.init_scale_spread.isna().all() and stability.dropout_gain.isna().all()  # not swept
+    assert (stability.loc[("bn_after", "keras"), "unstable_fraction"]) >= 1 / 3  # lr 50 diverged: 1 of 3 points
+    claims = pd.read_csv(workdir / "results/claims.csv")
+    ids = ["bn_allows_larger_learning_rate", "bn_less_init_sensitive", "bn_reduces_need_for_dropout",
+           "bn_stabilizes_training", "bn_hurts_small_batches"]
+    for claim_id in ids:
+        rows = claims[claims.id == claim_id]
+        assert set(rows.framework) == {"keras", "torch"} and set(rows.variant) == {"bn_after", "bn_before"}
+        assert rows.verdict.notna().all()
+    measured = claims[(claims.id == "bn_hurts_small_batches") & (claims.variant == "bn_after")]
+    assert (measured.n_pairs == 2).all() and measured.measured.notna().all()
+    assert (claims[claims.id == "bn_less_init_sensitive"].verdict == "not run").all()
+    assert (claims[claims.variant == "bn_before"].query("kind == 'stability'").verdict == "not run").all()
+
+
+def test_sweep_figures_and_what_bn_bought_in_the_report(sweep_run):
+    workdir, _ = sweep_run
+    html = (workdir / "reports/index.html").read_text()
+    assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', html)) == len(FIGURES)
+    for figure in ("sensitivity_learning_rate", "sensitivity_batch_size", "stability_map"):
+        assert f'id="circles-mlp-{figure}"' in html
+    assert "What BN bought" in html and html.count("BN minus none") == 5
+    assert "32 runs (24 of them in sensitivity sweeps)" in html
+    tables = html_tables(html)
+    stability = next(t for t in tables if "max stable learning rate" in t.columns)
+    assert len(stability) == 4
+    claims = tables[0]
+    assert "bn_after" in set(claims.variant)
+    proc = snakemake(workdir, "--cores", "1", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_sweep_report_renders_in_a_real_browser(sweep_run):
+    workdir, _ = sweep_run
+    driver = _chrome()
+    try:
+        driver.get((workdir / "reports/index.html").as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+    assert errors == []
+    assert {alt for alt, *_ in images} >= {"sensitivity_learning_rate", "stability_map"}
+    assert all(complete and w > 0 and h > 0 for _, complete, w, h in images), images

@@ -129,8 +129,8 @@ def rule_name(dataset, point, seeds):
 
 def job_file(folder, dataset, point, seeds, suffix):
     """A training job's log or benchmark file: <folder>/<dataset>/<arch>/<variant>/<framework>[/<axis>=<value>]/seeds1-10<suffix>."""
-    inner = sweeps.point_folder(*point)
-    return f"{folder}/{dataset}/{{arch}}/{{variant}}/{{framework}}/{inner + '/' if inner else ''}{group_label(seeds)}{suffix}"
+    parts = [folder, dataset, "{arch}", "{variant}", "{framework}", sweeps.point_folder(*point)]
+    return os.path.join(*filter(None, parts), f"{group_label(seeds)}{suffix}")
 
 
 def group_paths(dataset, point, seeds, name):
