@@ -225,19 +225,27 @@ def _chrome():
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def test_report_renders_in_a_real_browser(tiny_run):
-    workdir, _ = tiny_run
+def browser_view(report, screenshot=None) -> tuple[list, list, int]:
+    """Open a report in headless Chromium: (images as [alt, complete, width, height], severe console
+    errors, rows of the claims table)."""
     driver = _chrome()
     try:
-        driver.get((workdir / "reports/index.html").as_uri())
+        driver.get(report.as_uri())
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         claims_rows = driver.execute_script("return document.querySelectorAll('table.claims tbody tr').length;")
-        (REPO / "reports").mkdir(exist_ok=True)
-        driver.save_screenshot(str(REPO / "reports" / "screenshot.png"))
+        if screenshot:
+            screenshot.parent.mkdir(exist_ok=True)
+            driver.save_screenshot(str(screenshot))
     finally:
         driver.quit()
+    return images, errors, claims_rows
+
+
+def test_report_renders_in_a_real_browser(tiny_run):
+    workdir, _ = tiny_run
+    images, errors, claims_rows = browser_view(workdir / "reports/index.html", REPO / "reports" / "screenshot.png")
     assert errors == []
     assert len(images) == len(FIGURES) and all(complete and w > 0 and h > 0 for _, complete, w, h in images), images
     assert claims_rows > 0
@@ -385,14 +393,7 @@ def test_sweep_figures_and_what_bn_bought_in_the_report(sweep_run):
 
 def test_sweep_report_renders_in_a_real_browser(sweep_run):
     workdir, _ = sweep_run
-    driver = _chrome()
-    try:
-        driver.get((workdir / "reports/index.html").as_uri())
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-    finally:
-        driver.quit()
-    assert errors == []
+    images, errors, claims_rows = browser_view(workdir / "reports/index.html")
+    assert errors == [] and claims_rows > 20  # the stability claims' rows too
     assert {alt for alt, *_ in images} >= {"sensitivity_learning_rate", "stability_map"}
     assert all(complete and w > 0 and h > 0 for _, complete, w, h in images), images

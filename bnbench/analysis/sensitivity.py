@@ -71,8 +71,10 @@ def sensitivity_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _curve(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """seed x sweep value table of `metric` (seeds that ran every value only)."""
-    return runs.pivot_table(index="seed", columns="sweep_value", values=metric, aggfunc="first").dropna()
+    """seed x sweep value table of `metric` (seeds that ran every value only; empty unless at least two
+    values and one such seed)."""
+    table = runs.pivot_table(index="seed", columns="sweep_value", values=metric, aggfunc="first").dropna()
+    return table if table.shape[1] >= 2 else table.iloc[0:0]
 
 
 def _chosen_spread(table: pd.DataFrame, high, low) -> pd.Series:
@@ -95,13 +97,15 @@ def _unstable(runs: pd.DataFrame) -> pd.Series:
 
 def _spread(runs: pd.DataFrame) -> pd.Series:
     table = _curve(runs, "test_accuracy")
+    if table.empty:
+        return pd.Series(dtype=float)
     means = table.mean()
     return _chosen_spread(table, means.idxmax(), means.idxmin())
 
 
 def _dropout_gain(runs: pd.DataFrame) -> pd.Series:
     table = _curve(runs, "test_accuracy")
-    if 0.0 not in table.columns:
+    if table.empty or 0.0 not in table.columns:
         return pd.Series(dtype=float)
     means = table.drop(columns=[0.0]).mean()
     return _chosen_spread(table, means.idxmax(), 0.0)
@@ -109,6 +113,8 @@ def _dropout_gain(runs: pd.DataFrame) -> pd.Series:
 
 def _small_batch_drop(runs: pd.DataFrame) -> pd.Series:
     table = _curve(runs, "test_accuracy")
+    if table.empty:
+        return pd.Series(dtype=float)
     return _chosen_spread(table, table.columns.max(), table.columns.min())
 
 
