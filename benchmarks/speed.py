@@ -372,21 +372,25 @@ def job_rows(config: dict) -> list[dict]:
 
 
 def job_benchmarks(root: Path) -> list[dict]:
-    """Median whole-job wall time and peak RSS per dataset/arch/framework from a pipeline run's
-    Snakemake `benchmark:` files (logs/benchmarks/train/<dataset>/<arch>/<variant>/<framework>/seedN.tsv)."""
+    """Median whole-job wall time and peak RSS per dataset/arch/framework/sweep axis from a pipeline run's
+    Snakemake `benchmark:` files (logs/benchmarks/train/<dataset>/<arch>/<variant>/<framework>[/<axis>=<value>]
+    /seeds1-10.tsv)."""
     import pandas as pd
 
+    base = root / "logs/benchmarks/train"
     frames = []
-    for path in sorted((root / "logs/benchmarks/train").glob("*/*/*/*/*.tsv")):
-        dataset, arch, _, framework = path.parts[-5:-1]
-        frames.append(pd.read_csv(path, sep="\t").assign(dataset=dataset, arch=arch, framework=framework))
+    for path in sorted(base.rglob("*.tsv")):
+        dataset, arch, _, framework, *point = path.relative_to(base).parts[:-1]
+        sweep = point[0].split("=")[0] if point else "base"
+        frames.append(pd.read_csv(path, sep="\t").assign(dataset=dataset, arch=arch, framework=framework,
+                                                          sweep=sweep))
     if not frames:
-        raise SystemExit(f"no benchmark files under {root}/logs/benchmarks/train; run the pipeline first")
-    table = pd.concat(frames).groupby(["dataset", "arch", "framework"]).agg(
+        raise SystemExit(f"no benchmark files under {base}; run the pipeline first")
+    table = pd.concat(frames).groupby(["dataset", "arch", "sweep", "framework"]).agg(
         jobs=("s", "size"), median_s=("s", "median"), max_s=("s", "max"), median_rss_mb=("max_rss", "median"))
-    return [{"case": f"pipeline jobs {dataset} {arch} ({int(row.jobs)} jobs)", "method": f"bnbench {framework}",
+    return [{"case": f"pipeline jobs {dataset} {arch} {sweep} ({int(row.jobs)} jobs)", "method": f"bnbench {framework}",
              "seconds_per_epoch": float("nan"), "job_seconds": row.median_s, "peak_rss_mb": row.median_rss_mb}
-            for (dataset, arch, framework), row in table.iterrows()]
+            for (dataset, arch, sweep, framework), row in table.iterrows()]
 
 
 COLUMNS = ["case", "method", "seconds_per_epoch", "x_floor", "ms_above_floor", "baseline_speedup", "test_accuracy",
@@ -412,11 +416,11 @@ def fmt(value, spec: str) -> str:
 
 def print_table(rows: list[dict]) -> None:
     print(f"\nCPU: {cpu_model()}")
-    print(f"{'case':42s} {'method':40s} {'s/epoch':>8s} {'x floor':>8s} {'ms/step':>8s} {'vs tutorial':>11s} "
+    print(f"{'case':52s} {'method':40s} {'s/epoch':>8s} {'x floor':>8s} {'ms/step':>8s} {'vs tutorial':>11s} "
           f"{'test acc':>8s} {'peak RSS':>9s} {'job s':>7s} {'x own':>6s}")
-    print(f"{'':42s} {'':40s} {'':>8s} {'(own)':>8s} {'> floor':>8s}")
+    print(f"{'':52s} {'':40s} {'':>8s} {'(own)':>8s} {'> floor':>8s}")
     for r in rows:
-        print(f"{r['case']:42s} {r['method']:40s} {fmt(r.get('seconds_per_epoch'), '8.3f'):>8s} "
+        print(f"{r['case']:52s} {r['method']:40s} {fmt(r.get('seconds_per_epoch'), '8.3f'):>8s} "
               f"{fmt(r.get('x_floor'), '8.2f'):>8s} {fmt(r.get('ms_above_floor'), '8.3f'):>8s} "
               f"{fmt(r.get('baseline_speedup'), '10.1f') + ('x' if r.get('baseline_speedup') else ''):>11s} "
               f"{fmt(r.get('test_accuracy'), '8.4f'):>8s} {fmt(r.get('peak_rss_mb'), '7.0f') + (' MB' if r.get('peak_rss_mb') else ''):>9s} "

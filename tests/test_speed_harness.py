@@ -24,3 +24,21 @@ def test_harness_times_every_method_and_writes_the_table(tmp_path):
     for floor in ("floor (torch.mm)", "floor (tf.matmul)"):  # each trainer against its own framework's floor
         assert float(rows[floor]["x_floor"]) == 1.0 and float(rows[floor]["ms_above_floor"]) == 0.0
     assert "x floor" in proc.stdout and "bnbench torch" in proc.stdout
+
+
+def test_job_summary_groups_base_and_sweep_jobs(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    jobs = {"circles/mlp/none/keras/seeds1-10.tsv": 10.0, "circles/mlp/bn_after/keras/seeds1-10.tsv": 12.0,
+            "circles/mlp/none/keras/learning_rate=0.003/seeds1-10.tsv": 20.0,
+            "circles/mlp/none/torch/batch_size=4/seeds1-10.tsv": 30.0}
+    for name, seconds in jobs.items():
+        path = tmp_path / "logs/benchmarks/train" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{seconds}\t0:00:10\t600\t0\t0\t0\t0\t0\t0\t0\n")
+    proc = subprocess.run([sys.executable, "benchmarks/speed.py", "--jobs-from", str(tmp_path)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines() if line.startswith("pipeline jobs")}
+    assert set(lines) == {"pipeline jobs circles mlp base (2 jobs)", "pipeline jobs circles mlp learning_rate (1 jobs)",
+                          "pipeline jobs circles mlp batch_size (1 jobs)"}
+    assert lines["pipeline jobs circles mlp base (2 jobs)"].rstrip().endswith("11.00")  # the median job
