@@ -13,6 +13,7 @@ import sys
 import time
 
 from bnbench import BnbenchError
+from bnbench.files import disk_full
 
 
 def log(message: str) -> None:
@@ -180,5 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except BnbenchError as err:
         print(f"bnbench: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not (message := disk_full(err)):
+            raise
+        print(f"bnbench: error: {message}", file=sys.stderr)
         return 2
     return 0

@@ -31,11 +31,61 @@ def load_schema() -> dict:
     return schema
 
 
+# A config is a few hundred values; YAML aliases can make a few hundred bytes expand to billions.
+YAML_VALUE_LIMIT = 100_000
+
+
+def _yaml_tree_problem(root: yaml.Node | None) -> str | None:
+    """A duplicate key (YAML lets the last one win, silently) or aliases that expand the tree beyond
+    YAML_VALUE_LIMIT values, checked on the composed node graph before anything is expanded: an aliased
+    node is one object there, so this takes time in the size of the file, not of its expansion."""
+    expanded: dict[int, int] = {}
+    duplicate = None
+
+    def size(node: yaml.Node) -> int:
+        nonlocal duplicate
+        if id(node) in expanded:
+            if expanded[id(node)] < 0:
+                raise ValueError("an alias refers to the node that holds it (an infinite value)")
+            return expanded[id(node)]
+        expanded[id(node)] = -1
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in seen and duplicate is None:
+                        duplicate = f"line {key.start_mark.line + 1}: key {key.value!r} is given twice (first on " \
+                                    f"line {seen[key.tag, key.value]}); YAML would keep only the last; remove one"
+                    seen.setdefault((key.tag, key.value), key.start_mark.line + 1)
+                total += size(key) + size(value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        expanded[id(node)] = min(total, YAML_VALUE_LIMIT + 1)
+        return expanded[id(node)]
+
+    if root is None:
+        return None
+    try:
+        if size(root) > YAML_VALUE_LIMIT:
+            return (f"its aliases (*name) expand to more than {YAML_VALUE_LIMIT:,} values; write the values out "
+                    f"or use fewer aliases")
+    except ValueError as err:
+        return f"{err}; remove the alias"
+    except RecursionError:
+        return "nested too deeply; flatten the config"
+    return duplicate
+
+
 def read_yaml(path: str | Path):
-    """Parse a YAML file; a missing file or a syntax error becomes one line naming the file (and line)."""
+    """Parse a YAML file; a missing file, a syntax error, a duplicate key or an alias bomb becomes one
+    line naming the file (and line)."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if problem := _yaml_tree_problem(yaml.compose(text, Loader=yaml.SafeLoader)):
+            raise ConfigError(f"{path}: {problem}")
+        return yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass an existing YAML file") from None
     except UnicodeDecodeError as err:
@@ -67,7 +117,20 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+def _strict_types(validator_class):
+    """JSON Schema counts 2.0 as an integer and NaN or infinity as numbers; bnbench does not: a float
+    where a whole number is meant fails later (a seed, an epoch count), and NaN passes every bound."""
+    def is_integer(_, instance) -> bool:
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    def is_number(_, instance) -> bool:
+        return is_integer(_, instance) or (isinstance(instance, float) and math.isfinite(instance))
+
+    checker = validator_class.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_number})
+    return jsonschema.validators.extend(validator_class, type_checker=checker)
+
+
+_Validator = _with_defaults(_strict_types(jsonschema.Draft202012Validator))
 
 
 _TYPE_NAMES = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false",
@@ -81,6 +144,11 @@ def _fix(error: jsonschema.ValidationError) -> str:
         return "use one of: " + ", ".join(map(str, value))
     if kind == "type":
         kinds = [value] if isinstance(value, str) else value
+        instance = error.instance
+        if isinstance(instance, float) and not math.isfinite(instance) and "number" in kinds:
+            return "use a finite number"
+        if isinstance(instance, float) and instance.is_integer() and "integer" in kinds:
+            return f"write it as a whole number, without a decimal point ({int(instance)}, not {instance})"
         return "use " + " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
     bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
     if kind in bounds:
@@ -94,12 +162,15 @@ def _fix(error: jsonschema.ValidationError) -> str:
     if kind in ("minItems", "minProperties"):
         return f"give at least {value}"
     if kind == "pattern":
-        return f"match the pattern {value}"
+        rule = error.schema.get("description")
+        return f"use {rule[0].lower()}{rule[1:]}" if rule else f"match the pattern {value}"
     return "see workflow/schemas/config.schema.yaml"
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "pattern":  # the rule in words (_fix), not the regular expression
+        return f"{where}: {error.instance!r} is not allowed; {_fix(error)}"
     hint = error.schema.get("description", "") if error.absolute_path else ""
     return f"{where}: {error.message}; {_fix(error)}" + (f" (expected: {hint})" if hint else "")
 
@@ -118,6 +189,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
     return config
 
 
+BASELINE = "none"  # the variant every other is compared with: no BN layer
 BN_KEYS = tuple(asdict(BNSettings()))  # settings of a BN layer: center, scale, momentum, epsilon
 
 
@@ -128,6 +200,12 @@ def has_bn(variant: dict) -> bool:
 def _check_consistency(config: dict, source: str, given: dict) -> None:
     """Checks across keys, which the schema cannot express. `given`: the keys each variant set itself
     (before defaults were filled in)."""
+    _check_names(config["variants"], source)
+    if BASELINE in config["variants"] and has_bn(config["variants"][BASELINE]):
+        raise ConfigError(
+            f"{source}: variants.{BASELINE} is the no-BN baseline every variant is compared with, but it has a "
+            f"BN layer; give it placement none (and no input_bn), or give this variant another name"
+        )
     for name, variant in config["variants"].items():
         stray = [k for k in BN_KEYS if k in given.get(name, ())]
         if stray and not has_bn(variant):
@@ -143,6 +221,12 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
                 f"define them under 'variants' or use one of: {', '.join(config['variants'])}"
             )
         _check_skip(config, name, source)
+        if not any(variant not in dataset["skip"].get(arch, [])
+                   for arch, variant in product(dataset["archs"], dataset_variants(config, name))):
+            raise ConfigError(
+                f"{source}: datasets.{name} makes no runs: datasets.{name}.skip skips every variant on every "
+                f"arch; train at least one (shorten skip) or remove the dataset"
+            )
         if problem := data.problem(name, dataset):
             raise ConfigError(f"{source}: datasets.{name}.{problem}")
         unknown = [v for v in dataset.get("sweep_variants") or [] if v not in dataset_variants(config, name)]
@@ -154,6 +238,21 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
         _check_batch_size(config, name, dataset["batch_size"], "batch_size", dataset_variants(config, name), source)
         for batch in dataset["sweeps"].get("batch_size", []):
             _check_batch_size(config, name, batch, "sweeps.batch_size", sweep_variants(config, name), source)
+
+
+def _check_names(variants: dict, source: str) -> None:
+    """Every variant name must come back as itself from the CSV tables: pandas reads NA, None, NaN, null,
+    ... as missing and True, inf, ... as other types, which would drop or rename the variant's runs."""
+    import io
+
+    import pandas as pd
+
+    for name in variants:
+        if pd.read_csv(io.StringIO(f"variant\n{name}"))["variant"].iloc[0] != name:
+            raise ConfigError(
+                f"{source}: variants.{name}: the tables would not read this name back as text (pandas takes it "
+                f"for a missing value, a boolean or a number); rename the variant, e.g. {name}_v"
+            )
 
 
 def _check_batch_size(config: dict, name: str, batch: int, key: str, variants: list[str], source: str) -> None:

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from bnbench import sweeps
+from bnbench import BnbenchError, sweeps
 from bnbench.analysis.metrics import run_metrics
 from bnbench.files import atomic_write
 
@@ -77,13 +77,84 @@ def write_tables(run_dirs: list[str | Path], history_path: str | Path, summary_p
     return len(summary), len(history)
 
 
-def combine(run_dirs: list[str | Path]):
-    """(history, summary) DataFrames: one row per epoch, one row per run (nested keys flattened with
-    dots: run.epochs, provenance.host, ...), the run keys first."""
+class DamagedRun(BnbenchError):
+    pass
+
+
+def _damaged(path: Path, problem: str) -> DamagedRun:
+    return DamagedRun(f"{path}: {problem}; the file is damaged or not bnbench's: delete the run's folder "
+                      f"{path.parent} and rerun snakemake to retrain it")
+
+
+# What every summary.json holds besides the run keys (summary_record).
+SUMMARY_KEYS = ("run", *FINAL_METRICS, "test_loss", "test_accuracy", "diverged", "diverged_epoch", "epochs_trained",
+                "reached_target")
+
+
+def read_summary(folder: Path) -> dict:
+    """A run's summary.json, checked: JSON, a mapping with summary_record's keys, the run keys of its folder."""
+    path = folder / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _damaged(path, f"not valid JSON ({err})") from None
+    if not isinstance(summary, dict):
+        raise _damaged(path, f"holds a {type(summary).__name__}, not a run's summary")
+    if missing := [key for key in (*RUN_KEYS, *SUMMARY_KEYS) if key not in summary]:
+        raise _damaged(path, f"lacks {', '.join(missing)}")
+    name = Path(run_name(summary)).parts  # the folder may be given relative to another directory
+    if folder.resolve().parts[-len(name):] != name:
+        raise _damaged(path, f"describes run {run_name(summary)}, not the run of its folder")
+    epochs = summary["epochs_trained"]
+    if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1):
+        raise _damaged(path, f"epochs_trained {epochs!r} is not a whole number >= 1")
+    return summary
+
+
+def read_history(folder: Path, summary: dict):
+    """A run's history.csv, checked against its summary.json: the columns, numbers in the epoch columns,
+    epochs 1..epochs_trained in order, and the run keys of the run on every row."""
     import pandas as pd
 
-    history = pd.concat([pd.read_csv(Path(d) / "history.csv") for d in run_dirs], ignore_index=True)
-    summaries = [json.loads((Path(d) / "summary.json").read_text()) for d in run_dirs]
+    path = folder / "history.csv"
+    try:
+        history = pd.read_csv(path, dtype={key: str for key in RUN_KEYS[:5]}, keep_default_na=False,
+                              na_values={c: ["", "nan", "NaN"] for c in (*EPOCH_COLUMNS, "sweep_value", "seed")})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise _damaged(path, f"not a history table ({str(err).splitlines()[0]})") from None
+    if list(history.columns) != HISTORY_COLUMNS:
+        raise _damaged(path, f"has columns {', '.join(map(str, history.columns))}, not {', '.join(HISTORY_COLUMNS)}")
+    expected = {key: "" if summary[key] is None else str(summary[key]) for key in RUN_KEYS[:5]}
+    for key, value in expected.items():
+        if (wrong := history[key] != value).any():
+            line = int(wrong.to_numpy().argmax()) + 2
+            raise _damaged(path, f"line {line} has {key} {history[key][wrong].iloc[0]!r}, not {value!r} as the run")
+    for column in ("seed", *EPOCH_COLUMNS):
+        if not pd.api.types.is_numeric_dtype(history[column]):
+            bad = history.loc[pd.to_numeric(history[column], errors="coerce").isna() & history[column].notna(), column]
+            raise _damaged(path, f"column {column} holds {bad.iloc[0]!r} (line {bad.index[0] + 2}), not a number")
+    epochs = summary["epochs_trained"]
+    if history["epoch"].tolist() != list(range(1, epochs + 1)):
+        raise _damaged(path, f"its epochs are not 1..{epochs} in order, as summary.json's epochs_trained says")
+    if (history["seed"] != summary["seed"]).any() or not _same_value(history["sweep_value"], summary["sweep_value"]):
+        raise _damaged(path, "its seed or sweep_value is not the run's")
+    return history
+
+
+def _same_value(column, value) -> bool:
+    return bool(column.isna().all()) if value is None else bool((column == value).all())
+
+
+def combine(run_dirs: list[str | Path]):
+    """(history, summary) DataFrames: one row per epoch, one row per run (nested keys flattened with
+    dots: run.epochs, provenance.host, ...), the run keys first. Every run's files are checked first
+    (read_summary, read_history): a damaged file stops here with its name and the fix."""
+    import pandas as pd
+
+    folders = [Path(d) for d in run_dirs]
+    summaries = [read_summary(folder) for folder in folders]
+    history = pd.concat([read_history(folder, summary) for folder, summary in zip(folders, summaries)],
+                        ignore_index=True)
     summary = pd.json_normalize(summaries, sep=".")
     first = [*RUN_KEYS, *(c for c in summary.columns
                           if c not in RUN_KEYS and not c.startswith(("run.", "provenance.")))]

@@ -91,6 +91,51 @@ CONFIG_CASES = [
      "datasets.circles.sweep_variants names bn_before, which the dataset does not train; use some of: none, bn_after"),
     ("init scale 0", config_with(**{"datasets.circles.init_scale": 0}),
      "datasets.circles.init_scale: 0 is less than or equal to the minimum of 0; use a value > 0"),
+    # Types and values that pass a plain JSON Schema but fail later: whole numbers written as floats,
+    # NaN and infinity, values beyond what NumPy, sklearn or SLURM take, a config that makes no run.
+    ("epochs written as a float", config_with(**{"datasets.circles.epochs": 2.0}),
+     "datasets.circles.epochs: 2.0 is not of type 'integer'; write it as a whole number, without a decimal point "
+     "(2, not 2.0)"),
+    ("batch size written as a float", config_with(**{"datasets.circles.batch_size": 32.0}),
+     "datasets.circles.batch_size: 32.0 is not of type 'integer'; write it as a whole number"),
+    ("seed written as a float", config_with(seeds=[1.0, 2]),
+     "seeds.0: 1.0 is not of type 'integer'; write it as a whole number, without a decimal point (1, not 1.0)"),
+    ("NaN target accuracy", config_with(**{"datasets.circles.target_accuracy": float("nan")}),
+     "datasets.circles.target_accuracy: nan is not of type 'number'; use a finite number"),
+    ("infinite learning rate", config_with(**{"datasets.circles.optimizer": {"learning_rate": float("inf")}}),
+     "datasets.circles.optimizer.learning_rate: inf is not of type 'number'; use a finite number"),
+    ("NaN BN momentum", variant(placement="after", momentum=float("nan")),
+     "variants.v.momentum: nan is not of type 'number'; use a finite number"),
+    ("NaN swept learning rate", config_with(**{"datasets.circles.sweeps": {"learning_rate": [0.1, float("nan")]}}),
+     "datasets.circles.sweeps.learning_rate.1: nan is not of type 'number'; use a finite number"),
+    ("seed beyond NumPy's", config_with(seeds=[2**32]),
+     "seeds.0: 4294967296 is greater than the maximum of 4294967295; use a value <= 4294967295"),
+    ("make_circles random_state beyond sklearn's", config_with(**{"datasets.circles.random_state": 2**32}),
+     "datasets.circles.random_state: 4294967296 is greater than the maximum of 4294967295; use a value <= 4294967295"),
+    ("absurd epochs", config_with(**{"datasets.circles.epochs": 10**30}),
+     "datasets.circles.epochs: 1000000000000000000000000000000 is greater than the maximum of 10000; "
+     "use a value <= 10000"),
+    ("absurd make_circles noise", config_with(**{"datasets.circles.noise": 1e6}),
+     "datasets.circles.noise: 1000000.0 is greater than the maximum of 10; use a value <= 10"),
+    ("config that makes no runs", config_with(**{"datasets.circles.skip": {"mlp": ["none", "bn_after"]}}),
+     "datasets.circles makes no runs: datasets.circles.skip skips every variant on every arch; train at least one"),
+    # Names: one rule (full match, at most 40 characters), names that come back from the tables as text, and
+    # `none` is the no-BN baseline.
+    ("variant name with a trailing newline", {**TINY_CONFIG, "variants": {"none": {"placement": "none"},
+                                                                        "v\n": {"placement": "after"}}},
+     "variants: 'v\\n' is not allowed; use a name: a letter, then letters, digits or _ (at most 40 characters)"),
+    ("variant name too long", {**TINY_CONFIG, "variants": {"none": {"placement": "none"}, "v" * 41: {"placement": "after"}}},
+     "is not allowed; use a name: a letter, then letters, digits or _ (at most 40 characters)"),
+    ("dataset variant list with a trailing newline", config_with(**{"datasets.circles.variants": ["none\n"]}),
+     "datasets.circles.variants.0: 'none\\n' is not allowed; use a name"),
+    *[(f"variant named {name}", {**config_with(**{"datasets.circles.variants": ["none", name]}),
+                                 "variants": {"none": {"placement": "none"}, name: {"placement": "after"}}},
+       f"variants.{name}: the tables would not read this name back as text (pandas takes it for a missing value, a "
+       f"boolean or a number); rename the variant, e.g. {name}_v") for name in ("NA", "None", "null", "True", "inf")],
+    ("baseline none with a BN layer", {**TINY_CONFIG, "variants": {"none": {"placement": "after"},
+                                                                   "bn_after": {"placement": "after"}}},
+     "variants.none is the no-BN baseline every variant is compared with, but it has a BN layer; give it placement "
+     "none (and no input_bn), or give this variant another name"),
 ]
 BAD_INPUT_MESSAGES = [message for _, _, message in CONFIG_CASES]
 
@@ -150,11 +195,18 @@ UNWRITABLE_PERMISSION = "results is not writable ("
 BAD_INPUT_MESSAGES += [UNWRITABLE, UNWRITABLE_PERMISSION]
 
 
+def stops_with(workdir, message: str) -> None:
+    """Snakemake stops with `message` and no traceback (what it leaves is the caller's to check: the
+    user's own files are in the way here)."""
+    proc = snakemake(workdir, "--cores", "1", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in text and "Traceback" not in text, text
+
+
 def test_results_path_that_is_a_file_stops_the_workflow(tmp_path):
     write_config(tmp_path, TINY_CONFIG)
     (tmp_path / "results").write_text("not a folder")
-    proc = snakemake(tmp_path, "--cores", "1", check=False)
-    assert proc.returncode != 0 and UNWRITABLE in proc.stderr + proc.stdout
+    stops_with(tmp_path, UNWRITABLE)
     assert not (tmp_path / "resources").exists() and (tmp_path / "results").read_text() == "not a folder"
 
 
@@ -180,8 +232,7 @@ def read_only_folder(path):
 def test_read_only_results_folder_stops_the_workflow(tmp_path):
     write_config(tmp_path, TINY_CONFIG)
     with read_only_folder(tmp_path / "results"):
-        proc = snakemake(tmp_path, "--cores", "1", check=False)
-    assert proc.returncode != 0 and UNWRITABLE_PERMISSION in proc.stderr + proc.stdout
+        stops_with(tmp_path, UNWRITABLE_PERMISSION)
     assert not (tmp_path / "resources").exists() and not any((tmp_path / "results").iterdir())
 
 
@@ -315,3 +366,135 @@ def test_bad_cli_arguments_fail_with_one_line(tmp_path, circles_npz, args, messa
                           cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# --- YAML that the parser accepts but the config must not: duplicate keys, alias bombs ----------------
+DUPLICATE_KEY = "config.yaml: line 4: key 'seeds' is given twice (first on line 1); YAML would keep only the last"
+ALIAS_BOMB = "config.yaml: its aliases (*name) expand to more than 100,000 values; write the values out"
+RECURSIVE_ALIAS = "config.yaml: an alias refers to the node that holds it (an infinite value); remove the alias"
+BAD_INPUT_MESSAGES += [DUPLICATE_KEY, ALIAS_BOMB, RECURSIVE_ALIAS]
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seeds: [1]\ndatasets:\n  circles: {epochs: 2}\nseeds: [2]\n", DUPLICATE_KEY),
+    (BOMB + "seeds: [1]\n", ALIAS_BOMB),
+    ("seeds: &s [1, *s]\n", RECURSIVE_ALIAS),
+], ids=["duplicate key", "alias bomb", "recursive alias"])
+def test_yaml_that_would_be_silently_wrong_or_explode_is_refused(tmp_path, text, message):
+    (tmp_path / "config.yaml").write_text(text)
+    assert_fails_cleanly(tmp_path, message)  # the bomb expands to 9**9 values: refused before expansion
+
+
+def test_yaml_anchors_within_the_limit_still_work(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "frameworks: [torch]\nseeds: [1]\nvariants:\n  none: &plain {placement: none}\n  other: *plain\n"
+        "datasets:\n  circles: {epochs: 1, variants: [none, other]}\n")
+    assert "2 runs in 2 training jobs" in snakemake(tmp_path, "-n").stderr
+
+
+# --- what the workflow will write, checked before any job ------------------------------------------
+DANGLING = "results is a symlink to nowhere, which does not exist; create its target or remove the link"
+UNWRITABLE_DATA = "resources/data is not writable ("
+BAD_INPUT_MESSAGES += [DANGLING, UNWRITABLE_DATA]
+
+
+def test_dangling_results_symlink_stops_the_workflow(tmp_path):
+    write_config(tmp_path, TINY_CONFIG)
+    (tmp_path / "results").symlink_to("nowhere")
+    stops_with(tmp_path, DANGLING)
+    assert not (tmp_path / "resources").exists() and (tmp_path / "results").is_symlink()
+
+
+def test_read_only_data_folder_stops_the_workflow(tmp_path):
+    write_config(tmp_path, TINY_CONFIG)
+    (tmp_path / "resources").mkdir()
+    with read_only_folder(tmp_path / "resources/data"):
+        stops_with(tmp_path, UNWRITABLE_DATA)
+    assert not (tmp_path / "results").exists()
+
+
+DISK_FULL = "no space left on the device writing"
+BAD_INPUT_MESSAGES.append(DISK_FULL)
+
+
+def test_full_disk_fails_the_job_with_one_line_and_leaves_nothing_half_written(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs (a disk that fills up) needs root to mount")
+    write_config(tmp_path, config_with(frameworks=["torch"], seeds=[1, 2, 3], **{"datasets.circles.variants": ["none"]}))
+    results = tmp_path / "results"
+    results.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(results)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        (results / "keep").touch()  # Snakemake removes empty output folders: not the mount point
+        proc = snakemake(tmp_path, "--cores", "1", check=False)
+        written = [p for p in results.rglob("*") if p.is_file()]
+    finally:
+        subprocess.run(["umount", str(results)], check=True)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and DISK_FULL in text, text
+    assert "Traceback" not in "".join(p.read_text() for p in (tmp_path / "logs/train").rglob("*.log"))
+    assert not [p for p in written if p.name.endswith(".tmp")]  # whole files or none
+
+
+# --- the runs' files that `combine` reads: checked, one line naming the file and the fix --------------
+DAMAGED = "the file is damaged or not bnbench's: delete the run's folder"
+BAD_INPUT_MESSAGES.append(DAMAGED)
+RUN = "results/runs/circles/mlp/none/torch/seed2"
+
+
+def _append_garbage(folder):
+    with open(folder / "history.csv", "a") as handle:
+        handle.write("bogus,row\n")
+
+
+def _truncate_summary(folder):
+    path = folder / "summary.json"
+    path.write_text(path.read_text()[:150])
+
+
+def _spoil_number(folder):
+    path = folder / "history.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",fast\r\n"
+    path.write_text("".join(lines))
+
+
+def _drop_epoch(folder):
+    path = folder / "history.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2] + lines[3:]))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished tiny workflow (torch, none, two seeds) to spoil copies of."""
+    workdir = tmp_path_factory.mktemp("finished")
+    write_config(workdir, config_with(frameworks=["torch"], seeds=[1, 2], **{"datasets.circles.variants": ["none"],
+                                                                             "datasets.circles.epochs": 2}))
+    snakemake(workdir, "--cores", "2", "results/summary.csv")
+    return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spoil, problem", [
+    (_append_garbage, "history.csv: line 4 has dataset 'bogus', not 'circles' as the run"),
+    (_truncate_summary, "summary.json: not valid JSON ("),
+    (_spoil_number, "history.csv: column epoch_seconds holds 'fast' (line 3), not a number"),
+    (_drop_epoch, "history.csv: its epochs are not 1..2 in order, as summary.json's epochs_trained says"),
+], ids=["garbage line", "truncated summary", "text in a number column", "missing epoch"])
+def test_damaged_run_files_stop_combine_with_the_file_and_the_fix(tmp_path, finished_run, spoil, problem):
+    workdir = tmp_path / "w"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    for table in ("history.parquet", "summary.csv"):
+        (workdir / "results" / table).unlink()
+    spoil(workdir / RUN)
+    proc = snakemake(workdir, "--cores", "1", "results/summary.csv", check=False)
+    text = proc.stdout + proc.stderr
+    line = f"bnbench: error: {RUN}/{problem}"
+    assert proc.returncode != 0 and line in text and f"{DAMAGED} {RUN} and rerun snakemake" in text, text
+    assert "Traceback" not in text
+    assert not list((workdir / "results").glob("*.*"))  # no table, no temporary

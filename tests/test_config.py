@@ -110,7 +110,7 @@ BAD_CONFIGS = [
     ({}, "'datasets' is a required property"),
     ({"datasets": {"circles": {"archs": ["cnn"]}}}, "datasets.circles.archs.0: 'cnn' is not one of ['mlp']"),
     ({"datasets": {"fashion_mnist": {"archs": ["mlp"]}}}, "datasets.fashion_mnist.archs.0: 'mlp' is not one of"),
-    ({"datasets": {"fashion_mnist": {"mirrors": ["ftp://x"]}}}, "datasets.fashion_mnist.mirrors.0: 'ftp://x' does not match"),
+    ({"datasets": {"fashion_mnist": {"mirrors": ["ftp://x"]}}}, "datasets.fashion_mnist.mirrors.0: 'ftp://x' is not allowed; match the pattern ^(https?|file)://"),
     ({"datasets": {"fashion_mnist": {"validation_size": 60000}}}, "validation_size: 60000 is greater than the maximum"),
     ({"datasets": {"fashion_mnist": {"train_subset": 16, "batch_size": 32}}},
      "datasets.fashion_mnist.batch_size (32) is larger than the training set (16)"),

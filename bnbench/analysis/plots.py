@@ -88,15 +88,53 @@ def _width(variants: list[str]) -> float:
     return max(6.0, 1.1 * len(variants))
 
 
+def _note(text: str):
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
+def _without_values(frame: pd.DataFrame, column: str) -> list[str]:
+    """The variant (framework) cells of `frame` with no finite value in `column` (every run diverged)."""
+    finite = np.isfinite(pd.to_numeric(frame[column], errors="coerce").to_numpy(float))
+    cells = pd.Series(finite, index=frame.index).groupby([frame["variant"], frame["framework"]], sort=False).any()
+    return [f"{variant} ({framework})" for (variant, framework), drawn in cells.items() if not drawn]
+
+
+def _drawable(frame: pd.DataFrame, column: str, what: str):
+    """(None, cells without values) when `frame` has finite values of `column` to draw; else (a note figure
+    saying why not, ...): an all-NaN column (every run diverged) or no runs at all gets a note, not a crash."""
+    empty = _without_values(frame, column) if len(frame) else []
+    if frame.empty or np.isfinite(pd.to_numeric(frame[column], errors="coerce").to_numpy(float)).sum() == 0:
+        why = "no runs" if frame.empty else f"every run diverged before a finite value ({len(frame)} rows)"
+        return _note(f"No {what} to draw: {why}"), empty
+    return None, empty
+
+
+def _mark_missing(fig, cells: list[str], what: str):
+    """Name the cells a figure could not draw (every run diverged), under the figure."""
+    if cells:
+        fig.text(0.01, -0.06, f"Not drawn, no finite {what} (every run diverged): " + ", ".join(cells),
+                 fontsize="small", color="crimson", wrap=True)
+    return fig
+
+
 def learning_curves(history: pd.DataFrame, variants: list[str], column: str, label: str):
+    note, missing = _drawable(history, column, label)
+    if note:
+        return note
     grid = sns.relplot(data=history, x="epoch", y=column, hue="variant", hue_order=variants,
                        col="framework", kind="line", **CI, height=3.6, aspect=1.2)
     grid.set_axis_labels("epoch", label)
     grid.figure.suptitle(f"{label.capitalize()}: mean and 95 % CI over seeds", y=1.03)
-    return grid.figure
+    return _mark_missing(grid.figure, missing, label)
 
 
 def accuracy_per_seed(summary: pd.DataFrame, variants: list[str]):
+    note, missing = _drawable(summary, "test_accuracy", "test accuracy")
+    if note:
+        return note
     fig, ax = plt.subplots(figsize=(_width(variants), 4))
     common = dict(data=summary, x="variant", y="test_accuracy", hue="framework", order=variants, ax=ax)
     sns.stripplot(**common, dodge=True, alpha=0.45, size=4, legend=False)
@@ -105,7 +143,7 @@ def accuracy_per_seed(summary: pd.DataFrame, variants: list[str]):
     ax.set_ylabel("test accuracy")
     ax.set_title("Final test accuracy: one dot per seed, mean and 95 % CI")
     ax.tick_params(axis="x", rotation=30)
-    return fig
+    return _mark_missing(fig, missing, "test accuracy")
 
 
 def epochs_to_target_spread(summary: pd.DataFrame, variants: list[str], epochs: int, target: float):
@@ -117,7 +155,8 @@ def epochs_to_target_spread(summary: pd.DataFrame, variants: list[str], epochs: 
     sns.stripplot(data=frame[frame.reached_target], **common, dodge=True, size=4, alpha=0.7, legend=False)
     missed = frame[~frame.reached_target]
     if len(missed):
-        sns.stripplot(data=missed, **common, dodge=True, size=7, marker="X", color="crimson", legend=False)
+        sns.stripplot(data=missed, **common, dodge=True, size=7, marker="X", legend=False,
+                      palette=dict.fromkeys(frame.framework.unique(), "crimson"))
     ax.axhline(epochs + 0.5, ls="--", color="grey", lw=1)
     ax.text(0.99, epochs + 1, f"never reached ({len(missed)} runs)", ha="right", va="bottom", color="crimson",
             transform=ax.get_yaxis_transform())
@@ -234,19 +273,15 @@ def agreement(panel: Panel):
 
 # --- sweeps: one sensitivity figure per axis (sweeps.AXES), the stability map ---------------------
 
-def _note(text: str):
-    fig, ax = plt.subplots(figsize=(6, 1.5))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    return fig
-
-
 def sensitivity_curves(points: pd.DataFrame, variants: list[str], axis: str):
     """Test accuracy against the swept value: mean and 95 % CI per variant, one panel per framework; diverged
     runs as red crosses at their (stopped) network's accuracy, so they stay visible."""
     runs = points[points["sweep"] == axis]
     if runs.empty:
         return _note(f"{sweeps.AXES[axis].label} was not swept here (config: datasets.<name>.sweeps.{axis})")
+    note, missing = _drawable(runs, "test_accuracy", "test accuracy")
+    if note:
+        return note
     order = [v for v in variants if v in set(runs.variant)]
     grid = sns.relplot(data=runs, x="sweep_value", y="test_accuracy", hue="variant", hue_order=order,
                        col="framework", kind="line", marker="o", **CI, height=3.6, aspect=1.2)
@@ -262,7 +297,7 @@ def sensitivity_curves(points: pd.DataFrame, variants: list[str], axis: str):
     grid.set_axis_labels(sweeps.AXES[axis].label, "test accuracy")
     grid.figure.suptitle(f"Sensitivity to the {sweeps.AXES[axis].label}: mean and 95 % CI over seeds "
                          f"(red crosses: diverged runs)", y=1.03)
-    return grid.figure
+    return _mark_missing(grid.figure, missing, "test accuracy")
 
 
 def _sensitivity_figure(axis: str):
@@ -347,6 +382,9 @@ def ladder_epochs(history: pd.DataFrame, targets: list[float], epochs: int) -> p
                        "percentiles of the no-BN baseline's final validation accuracy.")
 def target_ladder(panel: Panel):
     frame = ladder_epochs(panel.history, panel.target_ladder, panel.epochs)
+    if frame.empty:
+        return _note("No target ladder: no finite final validation accuracy of the baseline to derive targets "
+                     "from (set datasets.<name>.target_ladder)")
     grid = sns.relplot(data=frame, x="target", y="epochs", hue="variant", hue_order=panel.variants,
                        col="framework", kind="line", marker="o", **CI, height=3.6, aspect=1.2)
     for ax in grid.axes.flat:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from html import escape
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,8 +51,16 @@ def means_table(stats_table: pd.DataFrame) -> pd.DataFrame:
                      "seconds to target, median (without warm-up)":
                          "–" if pd.isna(secs["median"]) else f"{secs['median']:.1f}",
                      "first-epoch warm-up, median (s)": "–" if pd.isna(warmup["median"]) else f"{warmup['median']:.2f}",
-                     "diverged": int(acc.n_diverged)})
+                     "diverged": int(acc.n_diverged), "note": _cell_note(int(acc.n_runs), int(acc.n_diverged))})
     return pd.DataFrame(rows)
+
+
+def _cell_note(runs: int, diverged: int) -> str:
+    """Why a cell's numbers are missing or thin: every run diverged (accuracies of the stopped networks,
+    no losses), or one run (no interval)."""
+    if runs and diverged == runs:
+        return "every run diverged: accuracies are the stopped networks'"
+    return "one run: no interval" if runs == 1 else ""
 
 
 def diverged_table(summary: pd.DataFrame) -> str:
@@ -145,7 +154,9 @@ def leaders(runs: pd.DataFrame, metric: str, margin: float) -> tuple[list[str], 
 
 def _lead(tied: list[str], title: str, quantity: str, mean: float, low: float, high: float, digits: int,
           unit: str) -> str:
-    """"most accurate <b>v</b> (...)" for a separated winner, else "no clear winner in ...: the tied set"."""
+    """"most accurate <b>v</b> (...)" for a separated winner, else "no clear winner in ...: the tied set"
+    (HTML: the variant names escaped)."""
+    tied = [escape(name) for name in tied]
     if len(tied) == 1:
         return f"{title} <b>{tied[0]}</b> ({_fmt(mean, low, high, digits)}{unit})"
     return (f"no clear winner in {quantity}: {', '.join(tied)} are not separated (best mean "
@@ -154,13 +165,14 @@ def _lead(tied: list[str], title: str, quantity: str, mean: float, low: float, h
 
 def headline(summary: pd.DataFrame, margins: dict | None = None) -> list[str]:
     """Per dataset x arch x framework: the most accurate and the fastest-converging variant, named only
-    when it is shown better than every other (paired by seed); else the tied set."""
+    when it is shown better than every other (paired by seed); else the tied set. Lines of HTML, every
+    value from the data escaped."""
     margins = margins or {}
     lines = []
     for (dataset, arch, framework), runs in summary.groupby(["dataset", "arch", "framework"], sort=False):
         tied, mean, low, high = leaders(runs, "test_accuracy", margins.get("test_accuracy", 0.0))
-        line = f"{dataset} · {arch} · {framework}: " + _lead(tied, "most accurate", "test accuracy", mean, low,
-                                                             high, 3, " test accuracy") + "; "
+        line = (f"{escape(dataset)} · {escape(arch)} · {escape(framework)}: "
+                + _lead(tied, "most accurate", "test accuracy", mean, low, high, 3, " test accuracy") + "; ")
         if not runs["reached_target"].any():
             lines.append(line + "no run reached the target accuracy")
             continue

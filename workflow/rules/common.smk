@@ -27,12 +27,10 @@ try:
     validate_config(config, source="config")
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
-OUTPUT_FOLDERS = ["resources", "results", "logs", "reports"]
+# Every folder the rules write into, so that a read-only or dangling one deeper down is caught too.
+OUTPUT_FOLDERS = ["resources/data", "results/runs", "logs/train", "logs/benchmarks/train", "reports/figures"]
 if problem := unwritable(OUTPUT_FOLDERS):
-    raise WorkflowError(
-        f"output folder {problem}; run from a folder you can write to, or point snakemake at one with "
-        f"-d/--directory"
-    )
+    raise WorkflowError(f"output folder {problem}")
 
 
 wildcard_constraints:

@@ -9,5 +9,5 @@ rule dataset:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m bnbench data {wildcards.dataset} --params {params.settings:q} "
-        "--out {output} > {log} 2>&1"
+        "python -m bnbench data {wildcards.dataset:q} --params {params.settings:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -13,8 +13,8 @@ rule combine:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m bnbench combine {params.runs} --history {output.history} "
-        "--summary {output.summary} > {log} 2>&1"
+        "python -m bnbench combine {params.runs:q} --history {output.history:q} "
+        "--summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule stats:
@@ -37,10 +37,10 @@ rule stats:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m bnbench stats --summary {input.summary} --claims {input.claims} "
-        "--stats {output.stats} --comparisons {output.comparisons} "
-        "--claims-out {output.claims} --sensitivity {output.sensitivity} --stability {output.stability} "
-        "--settings {params.settings:q} > {log} 2>&1"
+        "python -m bnbench stats --summary {input.summary:q} --claims {input.claims:q} "
+        "--stats {output.stats:q} --comparisons {output.comparisons:q} "
+        "--claims-out {output.claims:q} --sensitivity {output.sensitivity:q} --stability {output.stability:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule plots:
@@ -59,9 +59,9 @@ rule plots:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m bnbench plots --history {input.history} --summary {input.summary} "
-        "--comparisons {input.comparisons} --dataset {wildcards.dataset} "
-        "--arch {wildcards.arch} --outdir {params.outdir} --target-ladder {params.ladder:q} > {log} 2>&1"
+        "python -m bnbench plots --history {input.history:q} --summary {input.summary:q} "
+        "--comparisons {input.comparisons:q} --dataset {wildcards.dataset:q} "
+        "--arch {wildcards.arch:q} --outdir {params.outdir:q} --target-ladder {params.ladder:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -88,7 +88,7 @@ rule report:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m bnbench report --summary {input.summary} --stats {input.stats} "
-        "--comparisons {input.comparisons} --claims {input.claims} --stability {input.stability} "
-        "--figures {input.figures} "
-        "--config {params.config:q} --out {output} > {log} 2>&1"
+        "python -m bnbench report --summary {input.summary:q} --stats {input.stats:q} "
+        "--comparisons {input.comparisons:q} --claims {input.claims:q} --stability {input.stability:q} "
+        "--figures {input.figures:q} "
+        "--config {params.config:q} --out {output:q} > {log:q} 2>&1"
