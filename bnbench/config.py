@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import asdict
 from itertools import product
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 
 from bnbench import PROJECT_ROOT, BnbenchError, data, sweeps
 from bnbench.results import RUN_KEYS
-from bnbench.training.bn import BNSettings
+from bnbench.training.bn import BATCH_STATISTICS, BNSettings, RenormSettings
 from bnbench.training.spec import unsupported
 
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -68,6 +69,9 @@ def _yaml_tree_problem(root: yaml.Node | None) -> str | None:
         return None
     try:
         if size(root) > YAML_VALUE_LIMIT:
+            if not any(isinstance(node, yaml.Node) for node in _aliased(root)):
+                return (f"it holds more than {YAML_VALUE_LIMIT:,} values (a config holds a few hundred); "
+                        f"shorten the lists")
             return (f"its aliases (*name) expand to more than {YAML_VALUE_LIMIT:,} values; write the values out "
                     f"or use fewer aliases")
     except ValueError as err:
@@ -77,15 +81,54 @@ def _yaml_tree_problem(root: yaml.Node | None) -> str | None:
     return duplicate
 
 
+def _aliased(root: yaml.Node) -> list:
+    """The nodes that appear more than once in the composed graph (what aliases refer to)."""
+    seen, repeated, stack = set(), [], [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            repeated.append(node)
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return repeated
+
+
+# YAML 1.1 (PyYAML) reads 010 as octal 8 and 1:30 as base-60 90: numbers nobody means in a config.
+_SURPRISING_INT = re.compile(r"[-+]?(0[0-7_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)\Z")
+
+
+def _surprising_number(root: yaml.Node) -> str | None:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int" and node.style is None and _SURPRISING_INT.match(node.value):
+                return (f"line {node.start_mark.line + 1}: {node.value} is read by YAML as "
+                        f"{'an octal' if ':' not in node.value else 'a base-60'} number; write it in decimal "
+                        f"without a leading 0 or colon")
+        elif isinstance(node, yaml.MappingNode):
+            stack += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return None
+
+
 def read_yaml(path: str | Path):
     """Parse a YAML file; a missing file, a syntax error, a duplicate key or an alias bomb becomes one
     line naming the file (and line)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        if problem := _yaml_tree_problem(yaml.compose(text, Loader=yaml.SafeLoader)):
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if problem := _yaml_tree_problem(root) or (_surprising_number(root) if root is not None else None):
             raise ConfigError(f"{path}: {problem}")
         return yaml.safe_load(text)
+    except RecursionError:  # (compose itself recurses per level of nesting)
+        raise ConfigError(f"{path}: nested too deeply (hundreds of levels); flatten the config") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass an existing YAML file") from None
     except UnicodeDecodeError as err:
@@ -149,6 +192,14 @@ def _fix(error: jsonschema.ValidationError) -> str:
             return "use a finite number"
         if isinstance(instance, float) and instance.is_integer() and "integer" in kinds:
             return f"write it as a whole number, without a decimal point ({int(instance)}, not {instance})"
+        if isinstance(instance, str) and kinds != ["string"] and _looks_numeric(instance):
+            mantissa, _, exponent = instance.lower().partition("e")
+            written = f"{mantissa}{'' if '.' in mantissa else '.0'}e{exponent if exponent[:1] in '+-' else '+' + exponent}"
+            return (f"YAML reads {instance} as text (it needs a dot and a signed exponent): write {written}"
+                    if "number" in kinds else "write a whole number without an exponent")
+        if (isinstance(instance, bool) or instance is None) and "string" in kinds:
+            return ("YAML reads yes/no/on/off/true/false as a boolean and ~/null/an empty value as nothing; put the "
+                    "name in quotes, e.g. 'on'")
         return "use " + " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
     bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
     if kind in bounds:
@@ -167,6 +218,14 @@ def _fix(error: jsonschema.ValidationError) -> str:
     return "see workflow/schemas/config.schema.yaml"
 
 
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "pattern":  # the rule in words (_fix), not the regular expression
@@ -181,20 +240,61 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
     variants = config.get("variants")
     given = {name: set(v) for name, v in variants.items() if isinstance(v, dict)} if isinstance(variants, dict) else {}
-    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    schema = load_schema()
+    margins = config.get("equivalence_margins")
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(f"{source}: invalid config at {_describe(errors[0])}{more}")
+    if isinstance(margins, dict):  # a margin given replaces that metric's default, not the whole table
+        config["equivalence_margins"] = {**schema["properties"]["equivalence_margins"]["default"], **margins}
     _check_consistency(config, source, given)
     return config
 
 
-BASELINE = "none"  # the variant every other is compared with: no BN layer
+BASELINE = "none"  # the variant every other is compared with: no normalization
 BN_KEYS = tuple(asdict(BNSettings()))  # settings of a BN layer: center, scale, momentum, epsilon
+RENORM_KEYS = tuple(asdict(RenormSettings()))  # rmax, rmin, dmax, renorm_momentum
+# The settings each norm has (every other normalization setting given with it is refused).
+NORM_SETTINGS = {"batch": BN_KEYS, "renorm": BN_KEYS + RENORM_KEYS, "layer": ("epsilon", "center", "scale"),
+                 "group": ("epsilon", "center", "scale", "groups"), "weight": ()}
+NORM_ONLY_KEYS = ("norm", "groups", *RENORM_KEYS, "pool_placement")  # meaningless without a normalization
+# Variant keys the schema gives no default to fill in: a run's settings (and so Snakemake's params) keep only
+# what its variant sets, so the runs of variants that do not use them stay as they were; the code applies
+# the defaults (bn.py, spec.py), and whether a key was given is what the checks below ask.
+UNFILLED_VARIANT_KEYS = (*NORM_ONLY_KEYS, "activation")
 
 
 def has_bn(variant: dict) -> bool:
+    """Does the variant normalize at all (a normalization layer, or weight-normalized kernels)?"""
     return variant.get("placement", "none") != "none" or variant.get("input_bn", False)
+
+
+def uses_batch_statistics(variant: dict) -> bool:
+    """Does it normalise with statistics over the mini-batch (BN, batch renorm)?"""
+    return has_bn(variant) and variant.get("norm", "batch") in BATCH_STATISTICS
+
+
+def variant_problem(variant: dict, given: set) -> str | None:
+    """What makes a variant's settings meaningless, with the fix, or None. `given`: the keys it set itself."""
+    if not has_bn(variant):
+        stray = [k for k in (*BN_KEYS, *NORM_ONLY_KEYS) if k in given]
+        return (f"sets {', '.join(stray)} but has no normalization (placement none, no input_bn), so they would "
+                f"be ignored; remove them or set placement / input_bn") if stray else None
+    norm = variant.get("norm", "batch")
+    stray = [k for k in (*BN_KEYS, *RENORM_KEYS, "groups") if k in given and k not in NORM_SETTINGS[norm]]
+    if stray:
+        having = [n for n, keys in NORM_SETTINGS.items() if set(stray) <= set(keys)]
+        return (f"sets {', '.join(stray)}, which norm {norm} does not have; remove them"
+                + (f" or use norm {' / '.join(having)}" if having else ""))
+    if norm == "group" and "groups" not in variant:
+        return "has norm group but no groups; set groups to a divisor of every normalized layer's width (e.g. 2)"
+    if variant.get("input_bn", False) and norm not in BATCH_STATISTICS:
+        return f"has input_bn, a BN layer on the raw inputs, with norm {norm}; remove input_bn or use norm batch / renorm"
+    if "pool_placement" in variant and (norm == "weight" or variant["placement"] != "after"):
+        return ("sets pool_placement, which places a normalization layer after the activation; set placement after "
+                "(and a norm other than weight) or remove pool_placement")
+    return None
 
 
 def _check_consistency(config: dict, source: str, given: dict) -> None:
@@ -203,16 +303,12 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
     _check_names(config["variants"], source)
     if BASELINE in config["variants"] and has_bn(config["variants"][BASELINE]):
         raise ConfigError(
-            f"{source}: variants.{BASELINE} is the no-BN baseline every variant is compared with, but it has a "
-            f"BN layer; give it placement none (and no input_bn), or give this variant another name"
+            f"{source}: variants.{BASELINE} is the baseline without normalization every variant is compared with, "
+            f"but it normalizes; give it placement none (and no input_bn), or give this variant another name"
         )
     for name, variant in config["variants"].items():
-        stray = [k for k in BN_KEYS if k in given.get(name, ())]
-        if stray and not has_bn(variant):
-            raise ConfigError(
-                f"{source}: variants.{name} sets {', '.join(stray)} but has no BN layer (placement none, "
-                f"no input_bn), so they would be ignored; remove them or set placement / input_bn"
-            )
+        if problem := variant_problem(variant, given.get(name, set())):
+            raise ConfigError(f"{source}: variants.{name} {problem}")
     for name, dataset in config["datasets"].items():
         unknown = [v for v in dataset.get("variants", []) if v not in config["variants"]]
         if unknown:
@@ -253,6 +349,17 @@ def _check_names(variants: dict, source: str) -> None:
                 f"{source}: variants.{name}: the tables would not read this name back as text (pandas takes it "
                 f"for a missing value, a boolean or a number); rename the variant, e.g. {name}_v"
             )
+        if re.search(r"(.+)\1{19,}\Z", name):  # Snakemake takes such wildcard values for runaway recursion
+            raise ConfigError(
+                f"{source}: variants.{name}: Snakemake refuses a name that ends in 20 or more repeats of the same "
+                f"part (its check for runaway wildcards); shorten the repeated part"
+            )
+    folded = {}
+    for name in variants:  # one run folder on a case-insensitive file system (macOS, Windows)
+        if (other := folded.setdefault(name.lower(), name)) != name:
+            first, second = sorted((other, name))
+            raise ConfigError(f"{source}: variants.{first} and variants.{second} differ only in case, and would "
+                              f"share run folders on a case-insensitive file system; rename one")
 
 
 def _check_batch_size(config: dict, name: str, batch: int, key: str, variants: list[str], source: str) -> None:
@@ -262,7 +369,7 @@ def _check_batch_size(config: dict, name: str, batch: int, key: str, variants: l
         raise ConfigError(
             f"{source}: datasets.{name}.{key} ({batch}) is larger than the training set ({n}); lower {key}"
         )
-    with_bn = [v for v in variants if has_bn(config["variants"][v])]
+    with_bn = [v for v in variants if uses_batch_statistics(config["variants"][v])]
     if with_bn and (batch == 1 or n % batch == 1):
         raise ConfigError(
             f"{source}: datasets.{name}.{key} ({batch}) gives a mini-batch of 1 sample (training "
@@ -287,9 +394,8 @@ def _check_skip(config: dict, name: str, source: str) -> None:
         reason = unsupported(arch, config["variants"][variant])
         if reason and variant not in dataset["skip"].get(arch, []):
             raise ConfigError(
-                f"{source}: variants.{variant} (placement {config['variants'][variant]['placement']}) makes no "
-                f"sense for arch {arch}: {reason}; use placement after, or add it to {key}: "
-                f"{{{arch}: [{variant}]}}"
+                f"{source}: variants.{variant} makes no sense for arch {arch}: {reason} (add it to {key}: "
+                f"{{{arch}: [{variant}]}})"
             )
 
 
@@ -375,7 +481,7 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
         raise ConfigError(f"run {dataset}/{arch}/{variant}: the config defines no dataset {dataset!r} or no "
                           f"variant {variant!r}; ask for runs the config defines")
     if reason := unsupported(arch, config["variants"][variant]):
-        raise ConfigError(f"run {dataset}/{arch}/{variant}: {reason}; this run cannot be made")
+        raise ConfigError(f"run {dataset}/{arch}/{variant}: {reason} (this run cannot be made)")
     settings = config["datasets"][dataset]
     run = {
         "dataset": dataset,

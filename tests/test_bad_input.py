@@ -53,10 +53,45 @@ CONFIG_CASES = [
     ("epsilon 0", variant(placement="after", epsilon=0),
      "variants.v.epsilon: 0 is less than or equal to the minimum of 0; use a value > 0"),
     ("BN settings without a BN layer", variant(placement="none", momentum=0.5),
-     "variants.v sets momentum but has no BN layer (placement none, no input_bn), so they would be ignored"),
+     "variants.v sets momentum but has no normalization (placement none, no input_bn), so they would be ignored"),
     ("variant without meaning for the architecture",
      {"variants": {"v": {"placement": "before"}}, "datasets": {"fashion_mnist": {"archs": ["lstm"], "epochs": 1}}},
-     "variants.v (placement before) makes no sense for arch lstm: an LSTM's activations are inside its cell"),
+     "variants.v makes no sense for arch lstm: an LSTM's activations are inside its cell, so BN cannot go before "
+     "them; use placement after, or skip this variant on lstm (add it to datasets.fashion_mnist.skip: {lstm: [v]})"),
+    # combinations of the normalizer settings without meaning
+    ("groups that do not divide the units", variant(placement="after", norm="group", groups=3),
+     "variants.v makes no sense for arch mlp: groups 3 does not divide the 50 units of a normalized layer of mlp; "
+     "use a divisor of 50, or skip this variant on mlp"),
+    ("group norm without groups", variant(placement="after", norm="group"),
+     "variants.v has norm group but no groups; set groups to a divisor of every normalized layer's width"),
+    ("groups without group norm", variant(placement="after", groups=2),
+     "variants.v sets groups, which norm batch does not have; remove them or use norm group"),
+    ("renorm clipping on plain BN", variant(placement="after", rmax=3),
+     "variants.v sets rmax, which norm batch does not have; remove them or use norm renorm"),
+    ("BN momentum on layer norm", variant(placement="after", norm="layer", momentum=0.9),
+     "variants.v sets momentum, which norm layer does not have; remove them or use norm batch / renorm"),
+    ("epsilon on weight norm", variant(placement="after", norm="weight", epsilon=1e-5),
+     "variants.v sets epsilon, which norm weight does not have; remove them or use norm batch / renorm / layer / group"),
+    ("BN settings on selu without normalization", variant(placement="none", activation="selu", momentum=0.9),
+     "variants.v sets momentum but has no normalization (placement none, no input_bn), so they would be ignored"),
+    ("norm without placement", variant(placement="none", norm="layer"),
+     "variants.v sets norm but has no normalization (placement none, no input_bn)"),
+    ("pool_placement on an arch without pooling", variant(placement="after", pool_placement="after"),
+     "variants.v makes no sense for arch mlp: mlp has no pooling layer (pool_placement is for cnn); skip this "
+     "variant on mlp"),
+    ("pool_placement with BN before the activation", variant(placement="before", pool_placement="after"),
+     "variants.v sets pool_placement, which places a normalization layer after the activation; set placement after"),
+    ("selu on an LSTM",
+     {"variants": {"v": {"placement": "none", "activation": "selu"}},
+      "datasets": {"fashion_mnist": {"archs": ["lstm"], "epochs": 1}}},
+     "variants.v makes no sense for arch lstm: an LSTM's activations are inside its cell, so selu cannot replace them"),
+    ("input BN with layer norm", variant(placement="none", input_bn=True, norm="layer"),
+     "variants.v has input_bn, a BN layer on the raw inputs, with norm layer; remove input_bn or use norm batch / renorm"),
+    ("unknown norm", variant(placement="after", norm="instance"),
+     "variants.v.norm: 'instance' is not one of ['batch', 'renorm', 'layer', 'group', 'weight']; use one of: batch, "
+     "renorm, layer, group, weight"),
+    ("renorm rmin above 1", variant(placement="after", norm="renorm", rmin=2),
+     "variants.v.rmin: 2 is greater than the maximum of 1; use a value <= 1"),
     ("epochs 0", config_with(**{"datasets.circles.epochs": 0}),
      "datasets.circles.epochs: 0 is less than the minimum of 1; use a value >= 1"),
     ("batch size 0", config_with(**{"datasets.circles.batch_size": 0}),
@@ -132,10 +167,25 @@ CONFIG_CASES = [
                                  "variants": {"none": {"placement": "none"}, name: {"placement": "after"}}},
        f"variants.{name}: the tables would not read this name back as text (pandas takes it for a missing value, a "
        f"boolean or a number); rename the variant, e.g. {name}_v") for name in ("NA", "None", "null", "True", "inf")],
+    ("variant name Snakemake takes for runaway recursion",
+     {**TINY_CONFIG, "variants": {"none": {"placement": "none"}, "bn_eps1e" + "0" * 20: {"placement": "after"}}},
+     "variants.bn_eps1e00000000000000000000: Snakemake refuses a name that ends in 20 or more repeats of the same "
+     "part (its check for runaway wildcards); shorten the repeated part"),
+    ("variant names that differ only in case",
+     {**TINY_CONFIG, "variants": {"none": {"placement": "none"}, "bn_after": {"placement": "after"},
+                                  "BN_after": {"placement": "before"}}},
+     "variants.BN_after and variants.bn_after differ only in case, and would share run folders on a case-insensitive "
+     "file system; rename one"),
+    ("misspelt equivalence margin", config_with(equivalence_margins={"test_acuracy": 0.02}),
+     "equivalence_margins: 'test_acuracy' is not one of ['test_accuracy', "),
+    ("train_subset beyond what validation leaves",
+     {**TINY_CONFIG, "datasets": {"fashion_mnist": {"train_subset": 59999, "epochs": 1}}},
+     "datasets.fashion_mnist.train_subset (59999) is larger than the 55000 training images that validation_size "
+     "5000 leaves; lower train_subset (or null for all of them)"),
     ("baseline none with a BN layer", {**TINY_CONFIG, "variants": {"none": {"placement": "after"},
                                                                    "bn_after": {"placement": "after"}}},
-     "variants.none is the no-BN baseline every variant is compared with, but it has a BN layer; give it placement "
-     "none (and no input_bn), or give this variant another name"),
+     "variants.none is the baseline without normalization every variant is compared with, but it normalizes; give "
+     "it placement none (and no input_bn), or give this variant another name"),
 ]
 BAD_INPUT_MESSAGES = [message for _, _, message in CONFIG_CASES]
 
@@ -387,6 +437,31 @@ def test_yaml_that_would_be_silently_wrong_or_explode_is_refused(tmp_path, text,
     assert_fails_cleanly(tmp_path, message)  # the bomb expands to 9**9 values: refused before expansion
 
 
+# YAML 1.1 surprises: what a user writes is read as something else, or not read at all.
+TOO_DEEP = "config.yaml: nested too deeply (hundreds of levels); flatten the config"
+TOO_LARGE = "config.yaml: it holds more than 100,000 values (a config holds a few hundred); shorten the lists"
+OCTAL = "config.yaml: line 1: 010 is read by YAML as an octal number; write it in decimal without a leading 0 or colon"
+BASE_60 = "config.yaml: line 2: 1:30 is read by YAML as a base-60 number; write it in decimal"
+EXPONENT = ("datasets.circles.optimizer.learning_rate: '1e-3' is not of type 'number'; YAML reads 1e-3 as text (it needs "
+            "a dot and a signed exponent): write 1.0e-3")
+BOOLEAN_NAME = ("variants: True is not of type 'string'; YAML reads yes/no/on/off/true/false as a boolean and "
+                "~/null/an empty value as nothing; put the name in quotes, e.g. 'on'")
+BAD_INPUT_MESSAGES += [TOO_DEEP, TOO_LARGE, OCTAL, BASE_60, EXPONENT, BOOLEAN_NAME]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("datasets: {circles: {}}\nextra: " + "[" * 700 + "]" * 700 + "\n", TOO_DEEP),
+    ("datasets: {circles: {}}\nseeds: [" + ", ".join(map(str, range(100_001))) + "]\n", TOO_LARGE),
+    ("seeds: [010]\ndatasets: {circles: {epochs: 2}}\n", OCTAL),
+    ("seeds: [1]\ndatasets: {circles: {epochs: 1:30}}\n", BASE_60),
+    ("datasets: {circles: {optimizer: {learning_rate: 1e-3}}}\n", EXPONENT),
+    ("datasets: {circles: {}}\nvariants: {none: {placement: none}, on: {placement: after}}\n", BOOLEAN_NAME),
+], ids=["deep nesting", "huge plain list", "octal", "base 60", "exponent without a dot", "boolean name"])
+def test_yaml_read_as_something_else_is_refused_with_the_reason(tmp_path, text, message):
+    (tmp_path / "config.yaml").write_text(text)
+    assert_fails_cleanly(tmp_path, message)
+
+
 def test_yaml_anchors_within_the_limit_still_work(tmp_path):
     (tmp_path / "config.yaml").write_text(
         "frameworks: [torch]\nseeds: [1]\nvariants:\n  none: &plain {placement: none}\n  other: *plain\n"
@@ -407,6 +482,15 @@ def test_dangling_results_symlink_stops_the_workflow(tmp_path):
     assert not (tmp_path / "resources").exists() and (tmp_path / "results").is_symlink()
 
 
+@pytest.mark.parametrize("folder", ["logs/data", "logs/plots"])
+def test_dangling_log_folder_stops_the_workflow_before_any_job(tmp_path, folder):
+    write_config(tmp_path, TINY_CONFIG)
+    (tmp_path / folder).parent.mkdir(parents=True)
+    (tmp_path / folder).symlink_to("nowhere")
+    stops_with(tmp_path, f"{folder} is a symlink to nowhere, which does not exist")
+    assert not (tmp_path / "resources").exists()
+
+
 def test_read_only_data_folder_stops_the_workflow(tmp_path):
     write_config(tmp_path, TINY_CONFIG)
     (tmp_path / "resources").mkdir()
@@ -419,25 +503,46 @@ DISK_FULL = "no space left on the device writing"
 BAD_INPUT_MESSAGES.append(DISK_FULL)
 
 
-def test_full_disk_fails_the_job_with_one_line_and_leaves_nothing_half_written(tmp_path):
+@contextlib.contextmanager
+def small_disk(folder, size: str):
+    """`folder` (created) on a tmpfs of `size` for the duration: a disk that fills up."""
     if os.geteuid() != 0:
         pytest.skip("a small tmpfs (a disk that fills up) needs root to mount")
-    write_config(tmp_path, config_with(frameworks=["torch"], seeds=[1, 2, 3], **{"datasets.circles.variants": ["none"]}))
-    results = tmp_path / "results"
-    results.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(results)], capture_output=True)
+    folder.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
     if mount.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
     try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_fails_the_job_with_one_line_and_leaves_nothing_half_written(tmp_path):
+    write_config(tmp_path, config_with(frameworks=["torch"], seeds=[1, 2, 3], **{"datasets.circles.variants": ["none"]}))
+    with small_disk(tmp_path / "results", "8k") as results:
         (results / "keep").touch()  # Snakemake removes empty output folders: not the mount point
         proc = snakemake(tmp_path, "--cores", "1", check=False)
         written = [p for p in results.rglob("*") if p.is_file()]
-    finally:
-        subprocess.run(["umount", str(results)], check=True)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and DISK_FULL in text, text
     assert "Traceback" not in "".join(p.read_text() for p in (tmp_path / "logs/train").rglob("*.log"))
     assert not [p for p in written if p.name.endswith(".tmp")]  # whole files or none
+
+
+def test_full_disk_before_any_job_is_one_line(tmp_path):
+    """The workflow writes its report captions while Snakemake reads the Snakefile: a full disk there too."""
+    with small_disk(tmp_path / "full", "64k") as workdir:
+        write_config(workdir, TINY_CONFIG)
+        try:
+            with open(workdir / "filler", "wb", buffering=0) as out:  # fill the disk
+                while True:
+                    out.write(b"\0" * 4096)
+        except OSError:
+            pass
+        proc = snakemake(workdir, "-n", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and DISK_FULL in text and "Traceback" not in text, text
 
 
 # --- the runs' files that `combine` reads: checked, one line naming the file and the fix --------------

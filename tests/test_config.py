@@ -3,14 +3,18 @@ import re
 
 import pytest
 
-from bnbench.config import ConfigError, load_config, load_schema, resolve_run, runs, validate_config
+from bnbench.config import (UNFILLED_VARIANT_KEYS, ConfigError, load_config, load_schema, resolve_run, runs,
+                            validate_config)
 from conftest import REPO, TINY_CONFIG, snakemake, write_config
 
 
 def test_shipped_config_is_valid_and_complete():
     config = load_config(REPO / "config.yaml")
-    assert set(config["variants"]) == {"none", "bn_after", "bn_before", "bn_no_affine", "bn_momentum0",
-                                       "bn_input", "bn_before_nobias"}
+    bn_family = {"none", "bn_after", "bn_before", "bn_no_affine", "bn_momentum0", "bn_input", "bn_before_nobias"}
+    beyond = {"renorm_after", "layer_after", "group_after", "weight_norm", "selu", "bn_after_pool"}
+    assert set(config["variants"]) == bn_family | beyond
+    # the default run trains the BN family (presets/normalizers.yaml the rest)
+    assert all(set(dataset["variants"]) == bn_family for dataset in config["datasets"].values())
     every = runs(config)
     base = [run for run in every if run["sweep"] == "base"]
     assert len(base) == 7 * 2 * 10 + 7 * 2 * 5  # circles; Fashion-MNIST mlp3 with 5 seeds
@@ -59,8 +63,12 @@ def test_every_schema_property_has_description_and_default_where_optional():
             assert "description" in sub, f"{path}{name} lacks a description"
             # Absent on purpose: a dataset entry (absent = not run), per-dataset seeds/variants/sweep_variants
             # overrides, and a sweep axis (absent = not swept).
+            # A variant's normalizer keys are never filled in (UNFILLED_VARIANT_KEYS); their descriptions say the default.
             optional = (path == "datasets." or path.endswith(".sweeps.")
-                        or (name in {"seeds", "variants", "sweep_variants"} and path.startswith("datasets.")))
+                        or (name in {"seeds", "variants", "sweep_variants"} and path.startswith("datasets."))
+                        or (name in UNFILLED_VARIANT_KEYS and path.endswith("*.")))
+            if name in UNFILLED_VARIANT_KEYS and path.endswith("*."):
+                assert "default" in sub["description"] or name in ("groups", "pool_placement"), name
             if name not in node.get("required", []) and not optional:
                 assert "default" in sub, f"{path}{name} lacks a default"
             walk(sub, f"{path}{name}.")
@@ -217,3 +225,18 @@ def test_a_run_the_config_cannot_make_is_refused_by_name():
         resolve_run(config, "fashion_mnist", "lstm", "bn_before", "torch", 1)
     with pytest.raises(ConfigError, match="the config defines no dataset 'fashion_mnist' or no variant 'zzz'"):
         resolve_run(config, "fashion_mnist", "lstm", "zzz", "torch", 1)
+
+
+def test_equivalence_margins_given_replace_only_their_metrics():
+    config = validate_config({"datasets": {"circles": {}}, "equivalence_margins": {"test_accuracy": 0.02}})
+    margins = config["equivalence_margins"]
+    assert margins["test_accuracy"] == 0.02 and margins["epochs_to_target"] == 2 and margins["small_batch_drop"] == 0.01
+
+
+def test_equivalence_margin_names_are_the_metrics_statistics_knows():
+    from bnbench.analysis import sensitivity, stats
+    from bnbench.config import load_schema
+
+    allowed = load_schema()["properties"]["equivalence_margins"]["propertyNames"]["enum"]
+    assert set(allowed) == set(stats.METRICS) | set(sensitivity.STABILITY_METRICS)
+    assert set(load_schema()["properties"]["equivalence_margins"]["default"]) <= set(allowed)

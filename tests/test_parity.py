@@ -15,7 +15,7 @@ import yaml
 
 from bnbench.training import reference, spec
 from bnbench.training.backends import keras as keras_backend, torch as torch_backend
-from bnbench.training.bn import BNSettings
+from bnbench.training.bn import BNSettings, RenormSettings
 from bnbench.training.loop import prepare
 from conftest import REPO, record_parity
 
@@ -190,6 +190,157 @@ def test_reference_follows_the_tf_nn_recipe():
     np.testing.assert_allclose(ref.moving_variance, 0.9 + 0.1 * variance.numpy(), rtol=1e-12)
 
 
+# --- the normalizer family beyond BN: each layer against the reference ----------------------------------
+
+# Clipping: none (Keras' default), the paper's final bounds, and r = 1, d = 0 (renorm reduces to BN).
+RENORM_SETTINGS = [RenormSettings(), RenormSettings(3.0, 1 / 3, 5.0, 0.9), RenormSettings(1.0, 1.0, 0.0, 0.5)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_batch_renorm_matches_reference_in_both_frameworks(placement, layout):
+    """Training output per update (r and d clipped or not), the five statistics after k updates, inference."""
+    shape = LAYOUTS[layout]
+    cases = itertools.product(RENORM_SETTINGS, [BNSettings(0.9, 1e-3, True, True), BNSettings(0.5, 1e-5, False, True),
+                                                BNSettings(0.99, 1e-3, True, False)])
+    for case, (renorm, settings) in enumerate(cases):
+        rng = np.random.default_rng([case, len(shape), 7])
+        features = shape[-1]
+        state = {**random_bn_state(rng, features), "moving_stddev": np.ones(features, np.float32),
+                 "renorm_mean": rng.normal(0.0, 1.0, features).astype(np.float32),
+                 "renorm_stddev": rng.uniform(0.3, 1.0, features).astype(np.float32)}  # r, d beyond the clips
+        layers = [spec.BatchNorm(settings, renorm)]
+        models = {"keras": keras_backend.build_model(layers, shape, [state]),
+                  "torch": torch_backend.build_model(layers, shape, [state])}
+        ref = reference.BatchRenorm(features, settings.momentum, settings.epsilon, renorm.rmax, renorm.rmin,
+                                    renorm.dmax, renorm.renorm_momentum)
+        ref.gamma = state["gamma"] if settings.scale else np.ones(features)
+        ref.beta = state["beta"] if settings.center else np.zeros(features)
+        ref.renorm_mean, ref.renorm_stddev = state["renorm_mean"], state["renorm_stddev"]
+        for _ in range(UPDATES):
+            x = PLACEMENT_INPUTS[placement](rng, (BATCH, *shape)).astype(np.float32)
+            expected = ref.train_step(x)
+            check(f"renorm training output (keras)", models["keras"](x, training=True).numpy(), expected)
+            check(f"renorm training output (torch)", torch_forward(models["torch"], x, training=True), expected)
+        for framework, model in models.items():
+            exported = BACKENDS[framework].export_weights(model)[0]
+            for key in ("moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev"):
+                check(f"renorm {key} after {UPDATES} updates ({framework})", exported[key], getattr(ref, key))
+        x = PLACEMENT_INPUTS[placement](rng, (BATCH, *shape)).astype(np.float32)
+        check("renorm inference output (keras)", models["keras"](x, training=False).numpy(), ref.infer(x))
+        check("renorm inference output (torch)", torch_forward(models["torch"], x, training=False), ref.infer(x))
+
+
+def random_affine(rng, shape: tuple, settings: BNSettings) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A layer/group norm's state with non-identity gamma / beta, and the values the reference uses."""
+    state = {"gamma": rng.uniform(0.5, 2.0, shape).astype(np.float32), "beta": rng.normal(0.0, 1.0, shape).astype(np.float32)}
+    return (state, state["gamma"] if settings.scale else np.ones(shape), state["beta"] if settings.center else np.zeros(shape))
+
+
+AFFINE_SETTINGS = [BNSettings(epsilon=epsilon, center=center, scale=scale)
+                   for epsilon, center, scale in itertools.product([1e-3, 1e-5], [True, False], [True, False])]
+SAMPLE_LAYOUTS = {"1d": (8,), "conv": (5, 5, 4)}  # what layer / group norm see (a Dense, a conv, the LSTM output)
+
+
+@pytest.mark.parametrize("layout", SAMPLE_LAYOUTS)
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_layer_and_group_norm_match_reference_in_both_frameworks(placement, layout):
+    """Layer norm (over the whole sample, gamma per feature of it) and group norm (every group count that
+    divides the channels, gamma per channel), training and inference mode alike (no batch statistics)."""
+    shape = SAMPLE_LAYOUTS[layout]
+    # At least 4 values per group: a group of one feature on [N, F] is 0 (the feature minus itself), and over
+    # two values Keras' one-pass variance E[x^2] - E[x]^2 cancels (1.3e-5 here): float32, not the mapping.
+    groups = [g for g in range(1, shape[-1] + 1) if shape[-1] % g == 0 and np.prod(shape) // g >= 4]
+    for case, settings in enumerate(AFFINE_SETTINGS):
+        rng = np.random.default_rng([case, len(shape), 11])
+        x = PLACEMENT_INPUTS[placement](rng, (BATCH, *shape)).astype(np.float32)
+        layer_state, gamma, beta = random_affine(rng, shape, settings)
+        expected = reference.layer_norm(x, gamma, beta, settings.epsilon)
+        for training in (True, False):
+            compare_layer(spec.LayerNorm(settings), shape, layer_state, x, training, expected, "layer norm")
+        for g in groups:
+            group_state, gamma, beta = random_affine(rng, shape[-1:], settings)
+            expected = reference.group_norm(x, g, gamma, beta, settings.epsilon)
+            compare_layer(spec.GroupNorm(settings, g), shape, group_state, x, True, expected, f"group norm ({g} groups)")
+
+
+def compare_layer(layer, shape: tuple, state: dict, x: np.ndarray, training: bool, expected, name: str) -> None:
+    """One layer built in both frameworks from `state` gives `expected` on `x`, and exports `state` back."""
+    for framework, backend in BACKENDS.items():
+        model = backend.build_model([layer], shape, [state])
+        output = model(x, training=training).numpy() if framework == "keras" else torch_forward(model, x, training)
+        check(f"{name} output ({framework})", output, expected)
+        for key, value in backend.export_weights(model)[0].items():
+            if key in state:  # (a frozen parameter exports its identity value)
+                np.testing.assert_array_equal(value, state[key] if getattr(layer.settings, "scale" if key == "gamma"
+                                                                           else "center") else value)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_weight_norm_kernel_matches_reference_in_both_frameworks(kind):
+    """The kernel each framework computes from v and g, and a Dense / Conv2D output with it; g = ||v|| at the
+    start gives the initial kernel back (round-off only)."""
+    rng = np.random.default_rng(5)
+    layer, shape = ((spec.Dense(6, weight_norm=True), (8,)) if kind == "dense"
+                    else (spec.Conv2D(3, 3, weight_norm=True), (5, 5, 4)))
+    weights = spec.initial_weights([layer], shape, seed=1)
+    start = weights[0]["kernel"]
+    check(f"weight norm kernel at the start vs the initial kernel ({kind})", reference.weight_norm(start, weights[0]["g"]), start)
+    weights[0]["g"] = weights[0]["g"] * rng.uniform(0.5, 2.0, weights[0]["g"].shape).astype(np.float32)
+    weights[0]["bias"] = rng.normal(0.0, 0.1, weights[0]["bias"].shape).astype(np.float32)
+    expected_kernel = reference.weight_norm(weights[0]["kernel"], weights[0]["g"])
+    keras_model = keras_backend.build_model([layer], shape, weights)
+    torch_model = torch_backend.build_model([layer], shape, weights)
+    torch_kernel = torch_model[-1].weight.detach().numpy()
+    check(f"weight norm kernel (keras, {kind})", keras_model.layers[0].kernel.numpy(), expected_kernel)
+    check(f"weight norm kernel (torch, {kind})", torch_kernel.T if kind == "dense" else torch_kernel.transpose(2, 3, 1, 0),
+          expected_kernel)
+    x = rng.normal(0.0, 1.0, (BATCH, *shape)).astype(np.float32)
+    check(f"weight norm output (keras, {kind})", keras_model(x).numpy(), torch_forward(torch_model, x, True))
+    if kind == "dense":
+        check("weight norm output vs reference (dense)", keras_model(x).numpy(), x @ expected_kernel + weights[0]["bias"])
+    for backend, model in ((keras_backend, keras_model), (torch_backend, torch_model)):
+        for key, value in backend.export_weights(model)[0].items():
+            np.testing.assert_array_equal(value, weights[0][key])
+
+
+def test_selu_and_alpha_dropout_match_reference_in_both_frameworks():
+    """Dense -> SELU -> AlphaDropout (the run's mask) -> Dense in training mode; the AlphaDropout constants."""
+    import types
+
+    rate, shape = 0.3, (6,)
+    layers = [spec.Dense(8, "lecun_normal"), spec.SELU(), spec.Dropout(rate, alpha=True), spec.Dense(1, "lecun_normal")]
+    weights = perturbed(layers, spec.initial_weights(layers, shape, seed=2), seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.normal(0.0, 2.0, (BATCH, *shape)).astype(np.float32)
+    keep = rng.random((BATCH, 8)) >= rate
+    hidden = reference.selu(x @ weights[0]["kernel"].astype(np.float64) + weights[0]["bias"])
+    expected = reference.alpha_dropout(hidden, keep, rate) @ weights[1]["kernel"] + weights[1]["bias"]
+    keras_model = keras_backend.build_model(layers, shape, weights)
+    trainer = types.SimpleNamespace(layers=layers, model=keras_model)  # what Trainer._forward uses
+    check("SELU + AlphaDropout output (keras)", keras_backend.Trainer._forward(trainer, x, [keep]).numpy(), expected)
+    torch_model = torch_backend.build_model(layers, shape, weights)
+    torch_model[2].set_mask(torch.from_numpy(keep), None, None)
+    check("SELU + AlphaDropout output (torch)", torch_forward(torch_model, x, True), expected)
+    check("SELU + AlphaDropout inference output (torch)", torch_forward(torch_model, x, False),
+          reference.selu(x @ weights[0]["kernel"].astype(np.float64) + weights[0]["bias"]) @ weights[1]["kernel"]
+          + weights[1]["bias"])
+    # The constants keep a standard normal's mean 0 and variance 1 (the point of AlphaDropout), here in float64.
+    z = np.random.default_rng(0).normal(size=2_000_000)
+    dropped = reference.alpha_dropout(reference.selu(z), np.random.default_rng(1).random(z.size) >= rate, rate)
+    assert abs(dropped.mean()) < 0.01 and abs(dropped.var() - 1) < 0.01
+
+
+def test_lecun_normal_kernels_have_keras_statistics():
+    """SELU networks start from LeCun-normal kernels: a normal of std sqrt(1 / fan_in), truncated at 2 of its
+    (pre-truncation) std, as Keras' VarianceScaling draws it (so their std is sqrt(1 / fan_in))."""
+    layers = [spec.Dense(400, "lecun_normal")]
+    kernel = spec.initial_weights(layers, (300,), seed=1)[0]["kernel"]
+    limit = 2 * np.sqrt(1 / 300) / 0.87962566103423978
+    assert np.abs(kernel).max() <= limit
+    assert kernel.std() == pytest.approx(np.sqrt(1 / 300), rel=0.01)
+
+
 # --- whole models -----------------------------------------------------------------------------------
 
 DEFAULT_VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["variants"]
@@ -200,6 +351,12 @@ def supported_variants(arch: str) -> dict:
     return {name: v for name, v in DEFAULT_VARIANTS.items() if not spec.unsupported(arch, v)}
 
 
+def bn_family(variant: dict) -> bool:
+    """BN (or none) with ReLU: the variants of the first version."""
+    return variant.get("norm", "batch") == "batch" and variant.get("activation", "relu") == "relu" \
+        and "pool_placement" not in variant
+
+
 ARCH_DATA = {"mlp": ((2,), 1), "mlp3": ((28, 28), 10), "cnn": ((28, 28), 10), "lstm": ((28, 28), 10)}
 STEPS = 20
 
@@ -208,16 +365,19 @@ def perturbed(layers: list, weights: list[dict], seed: int) -> list[dict]:
     """Every array a model uses moved off its initial value (biases, gamma, beta, moving statistics);
     arrays a layer does not have (use_bias, center, scale off) stay at their identity value."""
     rng = np.random.default_rng(seed)
-    stateful = [layer for layer in layers if isinstance(layer, (spec.Dense, spec.Conv2D, spec.LSTM, spec.BatchNorm))]
+    stateful = [layer for layer in layers if isinstance(layer, spec.STATEFUL)]
     moved = []
     for layer, entry in zip(stateful, weights, strict=True):
         unused = ({"gamma": not layer.settings.scale, "beta": not layer.settings.center}
-                  if isinstance(layer, spec.BatchNorm) else {"bias": not layer.use_bias})
+                  if isinstance(layer, spec.NORM_LAYERS) else {"bias": not layer.use_bias})
         moved.append({key: value if unused.get(key) else
-                      (value + rng.uniform(0.0, 0.1, value.shape) if key == "moving_variance"
+                      (value + rng.uniform(0.0, 0.1, value.shape) if key in POSITIVE_STATE
                        else value + rng.normal(0.0, 0.05, value.shape)).astype(np.float32)
                       for key, value in entry.items()})
     return moved
+
+
+POSITIVE_STATE = {"moving_variance", "moving_stddev", "renorm_stddev"}  # moved up only: they stay > 0
 
 
 def synthetic_data(arch: str, n: int) -> dict:
@@ -282,14 +442,15 @@ BACKENDS = {"keras": keras_backend, "torch": torch_backend}
 def trained_keys(layer) -> list[str]:
     """The arrays of `layer` that SGD trains. BN's moving statistics are not trained (BN updates them),
     and an array the layer does not have (use_bias, center, scale off) stays at its identity value."""
-    if isinstance(layer, spec.BatchNorm):
+    if isinstance(layer, spec.NORM_LAYERS):
         return ["gamma"] * layer.settings.scale + ["beta"] * layer.settings.center
-    return (["kernel", "recurrent"] if isinstance(layer, spec.LSTM) else ["kernel"]) + ["bias"] * layer.use_bias
+    return ((["kernel", "recurrent"] if isinstance(layer, spec.LSTM) else ["kernel"]) + ["bias"] * layer.use_bias
+            + ["g"] * getattr(layer, "weight_norm", False))
 
 
 def one_ulp_off(layers: list, weights: list[dict], direction: float) -> list[dict]:
     """`weights` with every trained array moved by one ulp of its dtype towards `direction` (+-inf)."""
-    stateful = [layer for layer in layers if isinstance(layer, (spec.Dense, spec.Conv2D, spec.LSTM, spec.BatchNorm))]
+    stateful = [layer for layer in layers if isinstance(layer, spec.STATEFUL)]
     return [{key: np.nextafter(value, direction).astype(value.dtype) if key in trained_keys(layer) else value
              for key, value in entry.items()} for layer, entry in zip(stateful, weights, strict=True)]
 
@@ -382,7 +543,8 @@ FLOAT32_SHORT = {("cnn", variant) for variant, bn in DEFAULT_VARIANTS.items() if
 @pytest.mark.parametrize("arch", ["mlp", "mlp3", "cnn", "lstm"])
 def test_training_steps_agree_between_frameworks(arch, nesterov, precision):
     """Same weights, same batches: step losses and weights (with BN's moving statistics) agree over
-    20 SGD steps, for every default variant.
+    20 SGD steps, for every default variant (the normalizers beyond BN with SGD momentum only: Nesterov's
+    mapping is the optimizer's, the same for every layer).
 
     float64 shows the mapping itself: step losses and each array's change since the start within
     1e-4 for mlp, mlp3 and lstm (measured <= 2.1e-5). Not 1e-12, because Keras applies SGD momentum
@@ -427,6 +589,8 @@ def test_training_steps_agree_between_frameworks(arch, nesterov, precision):
     change_tolerance = 5e-2 if arch == "cnn" else 1e-4
     label = f"{arch} ({'nesterov' if nesterov else 'momentum'}, {precision})"
     for variant in supported_variants(arch):
+        if nesterov and not bn_family(DEFAULT_VARIANTS[variant]):
+            continue  # the normalizers beyond BN with momentum only: Nesterov maps the same for every layer
         start, results, drift_runs = trained_pair(arch, variant, nesterov, precision)
         (keras_losses, keras_final), (torch_losses, torch_final) = results["keras"], results["torch"]
         assert np.isfinite(keras_losses).all() and keras_final[-1]["kernel"].dtype == precision
@@ -460,19 +624,21 @@ def test_sweep_settings_dropout_and_init_scale_agree_between_frameworks(arch, pr
     float64 measured here: step losses <= 4.0e-7, weight changes <= 2.5e-5. (With init_scale 1.5 instead,
     mlp3 bn_after amplifies Keras' float32 momentum constant to 2.0e-2 in one step loss, the chaotic case
     of the CNN in the test above; its float32 drift check holds at 4.4e-3 of its bound.)"""
-    label = f"{arch} (dropout 0.3, init_scale 2, {precision})"
-    for variant in ("none", "bn_after", "bn_before"):
+    # selu (AlphaDropout) at init_scale 1: SELU's fixed point needs LeCun-scaled kernels; at 2 its float32 runs
+    # are chaotic (the frameworks' and each one's own drift runs end 0.95 apart), a check of nothing.
+    for variant, init_scale in (("none", 2.0), ("bn_after", 2.0), ("bn_before", 2.0), ("selu", 1.0)):
         if spec.unsupported(arch, DEFAULT_VARIANTS[variant]):
             continue
-        run = {**trainer_run(arch, variant, nesterov=False), "dropout": 0.3, "init_scale": 2.0}
+        label = f"{arch} (dropout 0.3, init_scale {init_scale:g}, {precision})"
+        run = {**trainer_run(arch, variant, nesterov=False), "dropout": 0.3, "init_scale": init_scale}
         order = spec.batch_order(run["seed"], 1, STEPS * run["batch_size"])
         results = {framework: train(framework, run, arch, precision, None, order) for framework in BACKENDS}
         shape, outputs = ARCH_DATA[arch]
         layers = spec.run_layers(run, outputs)
         assert sum(isinstance(layer, spec.Dropout) for layer in layers) >= 1
         start = spec.run_weights(run, layers, spec.INPUT_SHAPES[arch] or shape)
-        assert start[0]["kernel"] == pytest.approx(2.0 * spec.initial_weights(layers, spec.INPUT_SHAPES[arch] or shape,
-                                                                             run["seed"])[0]["kernel"])
+        assert start[0]["kernel"] == pytest.approx(init_scale * spec.initial_weights(
+            layers, spec.INPUT_SHAPES[arch] or shape, run["seed"])[0]["kernel"])
         start = [{key: value.astype(precision) for key, value in entry.items()} for entry in start]
 
         def drift_runs(run=run, layers=layers, start=start, order=order):

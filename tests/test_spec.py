@@ -73,8 +73,45 @@ def test_bn_before_an_lstm_is_refused():
     """The LSTM's activations are inside its cell: 'before' would silently duplicate 'after'."""
     assert unsupported("lstm", {"placement": "before"}) and unsupported("lstm", {"placement": "after"}) is None
     assert all(unsupported(arch, {"placement": "before"}) is None for arch in ("mlp", "mlp3", "cnn"))
-    with pytest.raises(BnbenchError, match="placement 'before' on lstm"):
+    with pytest.raises(BnbenchError, match="this variant on lstm: an LSTM's activations are inside its cell"):
         build_spec("lstm", {"placement": "before"}, outputs=10)
+
+
+def test_normalizers_build_the_layers_they_name():
+    def kinds(arch, variant, dropout=0.0):
+        return [type(layer).__name__ for layer in build_spec(arch, variant, 10, dropout)]
+
+    assert kinds("mlp", {"placement": "after", "norm": "layer"}) == ["Dense", "ReLU", "LayerNorm", "Dense"]
+    assert kinds("mlp", {"placement": "before", "norm": "group", "groups": 5}) == ["Dense", "GroupNorm", "ReLU", "Dense"]
+    renorm = build_spec("mlp", {"placement": "after", "norm": "renorm", "rmax": 3}, 1)[2]
+    assert renorm.renorm.rmax == 3 and renorm.renorm.rmin is None and renorm.renorm.clipping() == {"rmax": 3.0}
+    # weight norm: every hidden kernel, no layer; the output layer stays plain
+    dense = [layer for layer in build_spec("mlp3", {"placement": "after", "norm": "weight"}, 10) if isinstance(layer, Dense)]
+    assert [d.weight_norm for d in dense] == [True, True, True, False]
+    # selu: SELU activations, LeCun-normal kernels throughout, AlphaDropout
+    layers = build_spec("mlp", {"placement": "none", "activation": "selu"}, 1, dropout=0.2)
+    assert kinds("mlp", {"placement": "none", "activation": "selu"}, 0.2) == ["Dense", "SELU", "Dropout", "Dense"]
+    assert layers[2].alpha and {layer.kernel_init for layer in layers if isinstance(layer, Dense)} == {"lecun_normal"}
+    # BN before or after the max-pooling
+    assert kinds("cnn", {"placement": "after"})[3:6] == ["ReLU", "BatchNorm", "MaxPool"]
+    assert kinds("cnn", {"placement": "after", "pool_placement": "after"})[3:6] == ["ReLU", "MaxPool", "BatchNorm"]
+    # a weight-normalized kernel starts where the plain one does: g = ||v||
+    plain = spec.initial_weights(build_spec("mlp", {"placement": "none"}, 1), (2,), seed=4)
+    normed = spec.initial_weights(build_spec("mlp", {"placement": "after", "norm": "weight"}, 1), (2,), seed=4)
+    np.testing.assert_array_equal(normed[0]["kernel"], plain[0]["kernel"])
+    np.testing.assert_allclose(normed[0]["g"], np.linalg.norm(plain[0]["kernel"], axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("arch, variant, reason", [
+    ("lstm", {"placement": "none", "activation": "selu"}, "so selu cannot replace them"),
+    ("lstm", {"placement": "after", "norm": "weight"}, "bnbench does not weight-normalize LSTM kernels"),
+    ("mlp3", {"placement": "after", "pool_placement": "after"}, "mlp3 has no pooling layer"),
+    ("cnn", {"placement": "after", "norm": "group", "groups": 5}, "groups 5 does not divide the 32 units"),
+    ("mlp3", {"placement": "after", "norm": "group", "groups": 3}, "groups 3 does not divide the 200 units"),
+])
+def test_normalizer_settings_without_meaning_on_an_arch(arch, variant, reason):
+    assert reason in unsupported(arch, variant)
+    assert unsupported("mlp", {"placement": "after", "norm": "group", "groups": 5}) is None
 
 
 def test_mlp3_widths_and_bias_switch():

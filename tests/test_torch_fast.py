@@ -22,7 +22,16 @@ DEFAULT_VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["variants"
 VARIANTS = {**DEFAULT_VARIANTS, "bn_center_only": {"placement": "before", "scale": False},
             "bn_scale_only": {"placement": "after", "center": False, "momentum": 0.5}}
 ARCH_DATA = {"mlp": ((2,), 1), "mlp3": ((28, 28), 10)}  # (sample shape, outputs): circles, Fashion-MNIST
-CASES = [(arch, variant) for arch in ARCH_DATA for variant, bn in VARIANTS.items() if not spec.unsupported(arch, bn)]
+
+
+
+def manual_kind(variant: dict) -> bool:
+    """BN (or no normalization) with ReLU: what the manual step covers; the rest of the family takes autograd."""
+    return variant.get("norm", "batch") == "batch" and variant.get("activation", "relu") == "relu"
+
+
+CASES = [(arch, variant) for arch in ARCH_DATA for variant, bn in VARIANTS.items()
+         if not spec.unsupported(arch, bn) and manual_kind(bn)]
 
 
 def build(arch: str, variant: str, seed: int = 1) -> nn.Sequential:
@@ -147,6 +156,18 @@ def test_manual_step_declines_other_models(arch, shape):
             layers = spec.build_spec(arch, variant, 10)
             model = torch_backend.build_model(layers, shape, spec.initial_weights(layers, shape, 1))
             assert manual_step(model, binary=False) is None
+
+
+@pytest.mark.parametrize("arch", ARCH_DATA)
+def test_manual_step_declines_the_normalizers_beyond_bn(arch):
+    """Batch renorm, layer, group and weight norm, SELU (and AlphaDropout) are left to autograd."""
+    beyond = [v for v in DEFAULT_VARIANTS.values() if not manual_kind(v) and not spec.unsupported(arch, v)]
+    assert len(beyond) >= 5
+    shape, outputs = ARCH_DATA[arch]
+    for variant in beyond:
+        layers = spec.build_spec(arch, variant, outputs, dropout=0.2)
+        model = torch_backend.build_model(layers, shape, spec.initial_weights(layers, shape, 1))
+        assert manual_step(model, binary=outputs == 1) is None, variant
 
 
 def test_manual_step_declines_models_off_the_cpu():

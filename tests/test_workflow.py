@@ -380,7 +380,7 @@ def test_sweep_figures_and_what_bn_bought_in_the_report(sweep_run):
     assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', html)) == len(FIGURES)
     for figure in ("sensitivity_learning_rate", "sensitivity_batch_size", "stability_map"):
         assert f'id="circles-mlp-{figure}"' in html
-    assert "What BN bought" in html and html.count("BN minus none") == 5
+    assert "What BN bought" in html and html.count("bn_after / bn_before minus none") == 5
     assert "32 runs (24 of them in sensitivity sweeps)" in html
     tables = html_tables(html)
     stability = next(t for t in tables if "max stable learning rate" in t.columns)

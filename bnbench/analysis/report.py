@@ -89,8 +89,8 @@ def bn_bought(claims: pd.DataFrame) -> list[str]:
             measured = _fmt(row.measured, row.ci_low, row.ci_high, 3)
             outcome = "not run" if pd.isna(row.outcome) else row.outcome
             parts.append(f"{row.framework} {row.variant}: {measured} ({outcome}; {row.verdict})")
-        lines.append(f"{group['claim'].iloc[0]} [{claim_id}, {group['metric'].iloc[0]}, BN minus "
-                     f"{group['against'].iloc[0]}] — " + "; ".join(parts))
+        lines.append(f"{group['claim'].iloc[0]} [{claim_id}, {group['metric'].iloc[0]}, "
+                     f"{' / '.join(group['variant'].unique())} minus {group['against'].iloc[0]}] — " + "; ".join(parts))
     return lines
 
 

@@ -19,6 +19,9 @@ CI (bnbench.analysis.stats.mean_ci), computed from per-seed values:
                             chosen by the means).
   small_batch_drop          test accuracy at the largest minus at the smallest swept batch size (positive:
                             small batches lose accuracy).
+  small_batch_accuracy      test accuracy at the smallest swept batch size (the normalizers' small-batch claim).
+  batch_size_spread         max - min over batch sizes of the mean test accuracy, per seed as init_scale_spread
+                            (how much the accuracy depends on the batch size).
 A metric is NaN where its axis was not swept for the group (or only one of its values ran).
 """
 
@@ -36,7 +39,8 @@ from bnbench.results import GROUP_KEYS
 SENSITIVITY_METRICS = ["test_accuracy", "best_val_accuracy", "epochs_to_target", "train_test_gap"]
 # Stability metric -> True when higher is better (the direction the claims' "better" follows).
 STABILITY_METRICS = {"max_stable_learning_rate": True, "unstable_fraction": False, "init_scale_spread": False,
-                     "dropout_gain": False, "small_batch_drop": False}
+                     "dropout_gain": False, "small_batch_drop": False, "small_batch_accuracy": True,
+                     "batch_size_spread": False}
 LOG_METRICS = {"max_stable_learning_rate"}  # averaged and compared on log10
 UNSTABLE_MARGIN = 0.05  # train accuracy at or below chance + this counts as a collapse
 CELL = ["dataset", "arch", "variant", "framework"]
@@ -118,9 +122,15 @@ def _small_batch_drop(runs: pd.DataFrame) -> pd.Series:
     return _chosen_spread(table, table.columns.max(), table.columns.min())
 
 
+def _small_batch_accuracy(runs: pd.DataFrame) -> pd.Series:
+    table = _curve(runs, "test_accuracy")
+    return table[table.columns.min()] if not table.empty else pd.Series(dtype=float)
+
+
 PER_SEED = {"learning_rate": {"max_stable_learning_rate": _max_stable, "unstable_fraction": _unstable},
             "init_scale": {"init_scale_spread": _spread}, "dropout": {"dropout_gain": _dropout_gain},
-            "batch_size": {"small_batch_drop": _small_batch_drop}}
+            "batch_size": {"small_batch_drop": _small_batch_drop, "small_batch_accuracy": _small_batch_accuracy,
+                           "batch_size_spread": _spread}}
 
 
 def per_seed(summary: pd.DataFrame) -> pd.DataFrame:

@@ -140,6 +140,15 @@ def training_size(settings: dict) -> int:
     return min(settings["train_subset"] or remaining, remaining)
 
 
+def problem(settings: dict) -> str | None:
+    """A train_subset larger than what validation leaves would be capped silently."""
+    remaining = TRAIN_IMAGES - settings["validation_size"]
+    if settings.get("train_subset") and settings["train_subset"] > remaining:
+        return (f"train_subset ({settings['train_subset']}) is larger than the {remaining} training images that "
+                f"validation_size {settings['validation_size']} leaves; lower train_subset (or null for all of them)")
+    return None
+
+
 def make(dir: str | None = None, download_dir: str = "resources/downloads/fashion-mnist",
          validation_size: int = 5000, train_subset: int | None = None, mirrors: list[str] | None = None,
          n_train: int = TRAIN_IMAGES, n_test: int = 10000) -> dict:

@@ -38,3 +38,43 @@ def torch_kwargs(bn: BNSettings) -> dict:
 def torch_trainable(bn: BNSettings) -> dict:
     """Which affine parameters of the torch layer learn (the other stays at its identity value)."""
     return {"weight": bn.scale, "bias": bn.center}
+
+
+# --- the normalization family (variant key `norm`) -------------------------------------------------------
+# batch   BN (above).             renorm  BN with Ioffe's batch renormalization (Keras' renorm=True).
+# layer   per sample, over all of its features (Keras LayerNormalization over every axis but the batch;
+#         torch nn.LayerNorm over the channels-first sample shape): gamma/beta per feature (per H, W, C).
+# group   per sample and group of `groups` consecutive channels (Keras GroupNormalization, torch
+#         nn.GroupNorm: the same grouping, channel c in group c // (C / groups)): gamma/beta per channel.
+# weight  no normalization layer: every hidden kernel w = g * v / ||v|| (Salimans & Kingma 2016), the norm
+#         per output unit over all other axes; g starts at ||v||, so w starts at the initial kernel.
+NORMS = ("batch", "renorm", "layer", "group", "weight")
+BATCH_STATISTICS = ("batch", "renorm")  # the norms that normalise with statistics over the batch
+LAYER_NORMS = ("batch", "renorm", "layer", "group")  # the norms that are a layer (weight norm is not)
+NORM_KEYS = ("norm", "groups", "rmax", "rmin", "dmax", "renorm_momentum", "pool_placement")
+
+
+@dataclass(frozen=True)
+class RenormSettings:
+    """Batch renormalization's settings as Keras 3 names them; defaults are Keras' (no clipping). Keras 3
+    clips at fixed bounds (no schedule): r = clip(batch std / renorm std, rmin, rmax), d = clip((batch mean -
+    renorm mean) / renorm std, -dmax, dmax); renorm mean/std move with renorm_momentum."""
+
+    rmax: float | None = None
+    rmin: float | None = None
+    dmax: float | None = None
+    renorm_momentum: float = 0.99
+
+    @classmethod
+    def from_variant(cls, variant: dict) -> "RenormSettings":
+        return cls(**{k: variant[k] for k in asdict(cls()) if k in variant})
+
+    def clipping(self) -> dict:
+        """Keras' renorm_clipping: only the bounds that are set."""
+        return {k: float(v) for k, v in (("rmax", self.rmax), ("rmin", self.rmin), ("dmax", self.dmax))
+                if v is not None}
+
+
+def keras_renorm_kwargs(bn: BNSettings, renorm: RenormSettings) -> dict:
+    return {**keras_kwargs(bn), "renorm": True, "renorm_clipping": renorm.clipping(),
+            "renorm_momentum": renorm.renorm_momentum}

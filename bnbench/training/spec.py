@@ -1,37 +1,44 @@
-"""Framework-neutral model spec: architecture x BN variant -> ordered list of layers.
+"""Framework-neutral model spec: architecture x variant (normalization, placement, activation) -> ordered
+list of layers.
 
 Both backends build exactly this list, and both start from the same initial weights, drawn here in
 NumPy from the run's seed with Keras' default formulas (the reference):
-  Dense / Conv2D kernels  glorot_uniform (he_uniform for the circles MLP, as in its tutorial)
+  Dense / Conv2D kernels  glorot_uniform (he_uniform for the circles MLP, as in its tutorial; lecun_normal
+                           everywhere in a selu network, as in the SELU paper)
   LSTM                     glorot_uniform input kernel, orthogonal recurrent kernel,
                            zero bias except the forget gate (1, Keras' unit_forget_bias)
-  all other biases         zero; BN gamma 1, beta 0, moving mean 0, moving variance 1
+  all other biases         zero; norm gamma 1, beta 0, BN moving mean 0 and variance 1 (renorm: moving std,
+                           renorm std 1, renorm mean 0); weight norm's g = ||v|| (the kernel's initial norm)
 Weights are kept in Keras layout (Dense [in, out], Conv2D [kh, kw, in, out], LSTM gates i, f, c, o);
 the torch backend transposes them (its gate order i, f, g, o is the same).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from bnbench import BnbenchError
-from bnbench.training.bn import BNSettings
+from bnbench.training.bn import BNSettings, RenormSettings
 
 
 @dataclass(frozen=True)
 class Dense:
     units: int
-    kernel_init: str = "glorot_uniform"  # or "he_uniform"; biases start at zero
+    kernel_init: str = "glorot_uniform"  # or "he_uniform", "lecun_normal"; biases start at zero
     use_bias: bool = True
+    weight_norm: bool = False  # kernel = g * v / ||v|| (bn.py); weights then also hold "g"
 
 
 @dataclass(frozen=True)
 class Conv2D:
     filters: int
     kernel_size: int
-    use_bias: bool = True  # kernel glorot_uniform, "valid" padding, stride 1
+    use_bias: bool = True  # "valid" padding, stride 1
+    kernel_init: str = "glorot_uniform"
+    weight_norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,31 @@ class LSTM:
 @dataclass(frozen=True)
 class BatchNorm:
     settings: BNSettings
+    renorm: RenormSettings | None = None  # batch renormalization (bn.py)
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    settings: BNSettings  # epsilon, center, scale (no moving statistics)
+
+
+@dataclass(frozen=True)
+class GroupNorm:
+    settings: BNSettings
+    groups: int
+
+
+NORM_LAYERS = (BatchNorm, LayerNorm, GroupNorm)
 
 
 @dataclass(frozen=True)
 class ReLU:
     pass
+
+
+@dataclass(frozen=True)
+class SELU:
+    pass  # scale * (x if x > 0 else alpha * (exp(x) - 1)), Klambauer et al. 2017's constants
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,7 @@ class Dropout:
     frameworks; scales the kept ones by 1 / (1 - rate); the identity in inference mode."""
 
     rate: float
+    alpha: bool = False  # AlphaDropout (SELU networks): dropped units -> alpha', then a * x + b (alpha_dropout_affine)
 
 
 @dataclass(frozen=True)
@@ -68,48 +96,94 @@ class Flatten:
     pass  # flattens in Keras' channels-last (H, W, C) order in both frameworks
 
 
+STATEFUL = (Dense, Conv2D, LSTM, *NORM_LAYERS)  # the layers with an entry in initial_weights, in order
+
 # Input shape per architecture (images come as [n, 28, 28]; the backends add the channel axis).
 INPUT_SHAPES = {"mlp": None, "mlp3": (28, 28), "cnn": (28, 28, 1), "lstm": (28, 28)}
 ARCHS = tuple(INPUT_SHAPES)
 
 
-def _activation_block(bn: BatchNorm, placement: str) -> list:
-    return {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
+# The hidden layers' widths a normalization layer sees on each architecture (group norm's groups divide them).
+NORMALIZED_FEATURES = {"mlp": (50,), "mlp3": (300, 200, 100), "cnn": (32,), "lstm": (32,)}
+
+
+def _activation_block(norm, placement: str, activation) -> list:
+    if norm is None:  # no normalization layer (placement none, or weight norm: it lives in the kernels)
+        return [activation]
+    return {"none": [activation], "before": [norm, activation], "after": [activation, norm]}[placement]
+
+
+def norm_layer(variant: dict):
+    """The variant's normalization layer (None for weight norm, which reparametrises the kernels)."""
+    settings, kind = BNSettings.from_variant(variant), variant.get("norm", "batch")
+    if kind == "batch":
+        return BatchNorm(settings)
+    if kind == "renorm":
+        return BatchNorm(settings, RenormSettings.from_variant(variant))
+    if kind == "layer":
+        return LayerNorm(settings)
+    if kind == "group":
+        return GroupNorm(settings, int(variant["groups"]))
+    return None
 
 
 def unsupported(arch: str, variant: dict) -> str | None:
-    """Why `variant` has no meaning on `arch`, or None. Config validation reports it; build_spec refuses it."""
-    if arch == "lstm" and variant.get("placement") == "before":
-        return "an LSTM's activations are inside its cell, so BN cannot go before them"
+    """Why `variant` has no meaning on `arch`, or None (each reason names the change that gives it one).
+    Config validation reports it; build_spec refuses it."""
+    placement, norm = variant.get("placement", "none"), variant.get("norm", "batch")
+    if arch == "lstm" and placement == "before":
+        return ("an LSTM's activations are inside its cell, so BN cannot go before them; use placement after, "
+                "or skip this variant on lstm")
+    if arch == "lstm" and variant.get("activation", "relu") != "relu":
+        return "an LSTM's activations are inside its cell, so selu cannot replace them; skip this variant on lstm"
+    if arch == "lstm" and norm == "weight" and placement != "none":
+        return "bnbench does not weight-normalize LSTM kernels; skip this variant on lstm"
+    if "pool_placement" in variant and arch != "cnn":
+        return f"{arch} has no pooling layer (pool_placement is for cnn); skip this variant on {arch}"
+    if norm == "group" and placement != "none" and variant.get("groups"):
+        odd = [n for n in NORMALIZED_FEATURES.get(arch, ()) if n % variant["groups"]]
+        if odd:
+            return (f"groups {variant['groups']} does not divide the {odd[0]} units of a normalized layer of "
+                    f"{arch}; use a divisor of {math.gcd(*NORMALIZED_FEATURES[arch])}, or skip this variant on {arch}")
     return None
 
 
 def build_spec(arch: str, variant: dict, outputs: int = 1, dropout: float = 0.0) -> list:
-    """Layers for `arch` with BN placed as `variant` says (keys as in config.yaml) and, with a `dropout`
-    rate, a Dropout layer after each hidden block; last layer = logits."""
+    """Layers for `arch` with the normalization placed as `variant` says (keys as in config.yaml) and, with
+    a `dropout` rate, a Dropout layer after each hidden block (AlphaDropout in a selu network); last layer
+    = logits."""
+    if arch not in ARCHS:
+        raise BnbenchError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if reason := unsupported(arch, variant):
-        raise BnbenchError(f"placement {variant['placement']!r} on {arch}: {reason}; use placement after, or "
-                           f"skip this variant on {arch} (datasets.<name>.skip)")
-    bn = BatchNorm(BNSettings.from_variant(variant))
+        raise BnbenchError(f"this variant on {arch}: {reason} (datasets.<name>.skip)")
     placement, use_bias = variant.get("placement", "none"), variant.get("use_bias", True)
-    input_bn = [bn] if variant.get("input_bn", False) else []  # per input feature / channel
-    drop = [Dropout(float(dropout))] if dropout else []
+    norm = norm_layer(variant)
+    weight_norm = norm is None and placement != "none"  # every hidden kernel
+    selu = variant.get("activation", "relu") == "selu"
+    act, init = (SELU(), "lecun_normal") if selu else (ReLU(), None)  # SELU: LeCun-normal kernels throughout
+    block_norm = None if placement == "none" else norm
+    input_bn = [norm] if variant.get("input_bn", False) else []  # per input feature / channel
+    drop = [Dropout(float(dropout), alpha=selu)] if dropout else []
     layers = [] if arch == "mlp3" else input_bn
     if arch == "mlp":  # the circles tutorial
-        layers += [Dense(50, "he_uniform", use_bias), *_activation_block(bn, placement), *drop]
+        layers += [Dense(50, init or "he_uniform", use_bias, weight_norm), *_activation_block(block_norm, placement, act),
+                   *drop]
     elif arch == "mlp3":  # input BN normalises each of the 784 pixels
         layers += [Flatten(), *input_bn]
         for units in (300, 200, 100):
-            layers += [Dense(units, use_bias=use_bias), *_activation_block(bn, placement), *drop]
-    elif arch == "cnn":  # the tutorial: BN only after the second convolution
-        layers += [Conv2D(32, 3, use_bias), ReLU(), Conv2D(32, 3, use_bias)]
-        layers += {"none": [ReLU()], "before": [bn, ReLU()], "after": [ReLU(), bn]}[placement]
-        layers += [MaxPool(2), Flatten(), *drop]  # dropped after flattening: the same unit order in both frameworks
+            layers += [Dense(units, init or "glorot_uniform", use_bias, weight_norm),
+                       *_activation_block(block_norm, placement, act), *drop]
+    elif arch == "cnn":  # the tutorial: BN only after the second convolution, before or after the pooling
+        conv = dict(use_bias=use_bias, kernel_init=init or "glorot_uniform", weight_norm=weight_norm)
+        layers += [Conv2D(32, 3, **conv), act, Conv2D(32, 3, **conv)]
+        if variant.get("pool_placement", "before") == "after" and block_norm is not None:
+            layers += [act, MaxPool(2), block_norm]
+        else:
+            layers += [*_activation_block(block_norm, placement, act), MaxPool(2)]
+        layers += [Flatten(), *drop]  # dropped after flattening: the same unit order in both frameworks
     elif arch == "lstm":  # the tutorial: BN on the LSTM's output (its activations are inside the cell)
-        layers += [LSTM(32, use_bias)] + ([bn] if placement == "after" else []) + drop
-    else:
-        raise BnbenchError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    return layers + [Dense(outputs)]
+        layers += [LSTM(32, use_bias)] + ([block_norm] if block_norm is not None else []) + drop
+    return layers + [Dense(outputs, init or "glorot_uniform")]
 
 
 def same_as_with_bias(arch: str, variant: dict) -> bool:
@@ -122,13 +196,28 @@ def same_as_with_bias(arch: str, variant: dict) -> bool:
     if any(isinstance(layer, LSTM) for layer in layers):  # its bias acts inside the cell, before the gates
         return False
     biased = [i for i, layer in enumerate(layers[:-1]) if isinstance(layer, (Dense, Conv2D))]
-    return all(isinstance(layers[i + 1], BatchNorm) for i in biased)
+    # (batch renormalization's correction d depends on the batch mean, and so on such a bias)
+    return all(isinstance(layers[i + 1], BatchNorm) and layers[i + 1].renorm is None for i in biased)
 
 
-def _uniform(rng, kind: str, shape: tuple, fan_in: int, fan_out: int) -> np.ndarray:
+def _kernel(rng, kind: str, shape: tuple, fan_in: int, fan_out: int) -> np.ndarray:
+    """Keras' initialisers: he_uniform, glorot_uniform, lecun_normal (a normal of std sqrt(1 / fan_in) /
+    0.8796, truncated at 2 std: Keras' VarianceScaling; redrawn outside, as TensorFlow's truncated normal)."""
+    if kind == "lecun_normal":
+        std = np.sqrt(1.0 / fan_in) / 0.87962566103423978
+        values = rng.normal(0.0, std, size=shape)
+        while (outside := np.abs(values) > 2 * std).any():
+            values[outside] = rng.normal(0.0, std, size=int(outside.sum()))
+        return values.astype(np.float32)
     scale = {"he_uniform": 6.0 / fan_in, "glorot_uniform": 6.0 / (fan_in + fan_out)}[kind]
     limit = np.sqrt(scale)
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def kernel_norm(kernel: np.ndarray) -> np.ndarray:
+    """||v|| per output unit (the last axis, Keras layout), float32: weight norm's initial g."""
+    axes = tuple(range(kernel.ndim - 1))
+    return np.sqrt(np.sum(np.square(kernel, dtype=np.float64), axis=axes)).astype(np.float32)
 
 
 def _orthogonal(rng, rows: int, cols: int) -> np.ndarray:
@@ -154,6 +243,27 @@ def output_shape(layer, shape: tuple) -> tuple:
     return shape
 
 
+def norm_weights(layer, shape: tuple) -> dict:
+    """A normalization layer's initial state for samples of channels-last `shape`: gamma 1, beta 0 (per
+    channel; layer norm: per feature of the whole sample shape), BN's moving mean 0 and variance 1, and
+    renorm's moving std, renorm mean and renorm std (1, 0, 1: Keras' initial values)."""
+    ones = np.ones(tuple(shape) if isinstance(layer, LayerNorm) else shape[-1:], np.float32)
+    state = {"gamma": ones, "beta": 0 * ones}
+    if isinstance(layer, BatchNorm):
+        state.update(moving_mean=0 * ones, moving_variance=ones)
+        if layer.renorm is not None:
+            state.update(moving_stddev=ones, renorm_mean=0 * ones, renorm_stddev=ones)
+    return state
+
+
+def alpha_dropout_affine(rate: float) -> tuple[np.float32, np.float32, np.float32]:
+    """AlphaDropout's constants in float32 (Keras' formulas): dropped units are set to alpha' = -scale * alpha,
+    then y = a * x + b keeps mean 0 and variance 1: a = ((1 - rate)(1 + rate alpha'^2))^-1/2, b = -a alpha' rate."""
+    alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+    a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
+    return np.float32(alpha_p), np.float32(a), np.float32(-a * alpha_p * rate)
+
+
 def run_layers(run: dict, outputs: int) -> list:
     """The spec of a run's network (its arch, BN variant and dropout rate)."""
     return build_spec(run["arch"], run["bn"], outputs, run.get("dropout", 0.0))
@@ -175,6 +285,10 @@ def initial_weights(spec: list, input_shape: tuple, seed: int, init_scale: float
             for key in ("kernel", "recurrent"):
                 if key in entry:
                     entry[key] = entry[key] * factor
+    stateful = [layer for layer in spec if isinstance(layer, STATEFUL)]
+    for layer, entry in zip(stateful, weights, strict=True):
+        if getattr(layer, "weight_norm", False):  # g = ||v||: the effective kernel starts at v
+            entry["g"] = kernel_norm(entry["kernel"])
     return weights
 
 
@@ -184,22 +298,21 @@ def _default_weights(spec: list, input_shape: tuple, seed: int) -> list[dict]:
     for layer in spec:
         if isinstance(layer, Dense):
             fan_in = shape[-1]
-            weights.append({"kernel": _uniform(rng, layer.kernel_init, (fan_in, layer.units), fan_in, layer.units),
+            weights.append({"kernel": _kernel(rng, layer.kernel_init, (fan_in, layer.units), fan_in, layer.units),
                             "bias": np.zeros(layer.units, np.float32)})
         elif isinstance(layer, Conv2D):
             k, c_in = layer.kernel_size, shape[-1]
-            weights.append({"kernel": _uniform(rng, "glorot_uniform", (k, k, c_in, layer.filters),
-                                               k * k * c_in, k * k * layer.filters),
+            weights.append({"kernel": _kernel(rng, layer.kernel_init, (k, k, c_in, layer.filters),
+                                              k * k * c_in, k * k * layer.filters),
                             "bias": np.zeros(layer.filters, np.float32)})
         elif isinstance(layer, LSTM):
             n_in, units = shape[-1], layer.units
             bias = np.zeros(4 * units, np.float32)
             bias[units:2 * units] = 1.0 if layer.use_bias else 0.0  # forget gate
-            weights.append({"kernel": _uniform(rng, "glorot_uniform", (n_in, 4 * units), n_in, 4 * units),
+            weights.append({"kernel": _kernel(rng, "glorot_uniform", (n_in, 4 * units), n_in, 4 * units),
                             "recurrent": _orthogonal(rng, units, 4 * units), "bias": bias})
-        elif isinstance(layer, BatchNorm):
-            ones = np.ones(shape[-1], np.float32)
-            weights.append({"gamma": ones, "beta": 0 * ones, "moving_mean": 0 * ones, "moving_variance": ones})
+        elif isinstance(layer, NORM_LAYERS):
+            weights.append(norm_weights(layer, shape))
         shape = output_shape(layer, shape)
     return weights
 

@@ -18,7 +18,7 @@ from bnbench.config import (
     seed_groups,
     validate_config,
 )
-from bnbench.files import unwritable
+from bnbench.files import disk_full, unwritable
 from bnbench.provenance import code_hash
 from bnbench.results import run_folder
 
@@ -28,7 +28,8 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 # Every folder the rules write into, so that a read-only or dangling one deeper down is caught too.
-OUTPUT_FOLDERS = ["resources/data", "results/runs", "logs/train", "logs/benchmarks/train", "reports/figures"]
+OUTPUT_FOLDERS = ["resources/data", "results/runs", "reports/figures", "logs/data", "logs/train",
+                  "logs/benchmarks/train", "logs/combine", "logs/stats", "logs/plots", "logs/report"]
 if problem := unwritable(OUTPUT_FOLDERS):
     raise WorkflowError(f"output folder {problem}")
 
@@ -65,7 +66,10 @@ def code(rule):
 
 
 # Snakemake's --report reads a caption file per output: written from the figure table.
-FIGURE_CAPTIONS = write_caption_files(os.path.abspath(".snakemake/bnbench/captions"))
+try:
+    FIGURE_CAPTIONS = write_caption_files(os.path.abspath(".snakemake/bnbench/captions"))
+except OSError as err:
+    raise WorkflowError(disk_full(err) or f"cannot write the report captions ({err}); check the working folder") from None
 
 
 def figure(name):

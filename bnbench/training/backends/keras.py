@@ -69,18 +69,54 @@ def configure(threads: int, seed: int) -> None:
 _seeded: list[int] = []  # TensorFlow's global seed, once set in this process
 
 
-def _layer(layer):
-    """The Keras layer for one spec entry."""
+class _WeightNorm:
+    """Weight normalization for a Keras Dense / Conv2D (Keras 3 has none): the layer's kernel variable is v,
+    a variable g (one per output unit) is added, and the kernel the layer computes with is g * v / ||v||,
+    the norm per output unit over all other axes (torch's weight_norm with dim 0 on its [out, ...] layout)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.g = self.add_weight(shape=(self._kernel.shape[-1],), name="g", initializer="ones")
+
+    @property
+    def kernel(self):
+        v = self._kernel
+        return v * (self.g / keras.ops.sqrt(keras.ops.sum(keras.ops.square(v), axis=tuple(range(len(v.shape) - 1)))))
+
+
+class WeightNormDense(_WeightNorm, keras.layers.Dense):
+    pass
+
+
+class WeightNormConv2D(_WeightNorm, keras.layers.Conv2D):
+    pass
+
+
+def _layer(layer, shape: tuple):
+    """The Keras layer for one spec entry (`shape`: the channels-last sample shape entering it)."""
     if isinstance(layer, specs.Dense):
-        return keras.layers.Dense(layer.units, use_bias=layer.use_bias)
+        return (WeightNormDense if layer.weight_norm else keras.layers.Dense)(layer.units, use_bias=layer.use_bias)
     if isinstance(layer, specs.Conv2D):
-        return keras.layers.Conv2D(layer.filters, layer.kernel_size, use_bias=layer.use_bias)
+        conv = WeightNormConv2D if layer.weight_norm else keras.layers.Conv2D
+        return conv(layer.filters, layer.kernel_size, use_bias=layer.use_bias)
     if isinstance(layer, specs.LSTM):
         return keras.layers.LSTM(layer.units, use_bias=layer.use_bias)
     if isinstance(layer, specs.BatchNorm):
+        if layer.renorm is not None:
+            return keras.layers.BatchNormalization(**bnmap.keras_renorm_kwargs(layer.settings, layer.renorm))
         return keras.layers.BatchNormalization(**bnmap.keras_kwargs(layer.settings))
+    if isinstance(layer, specs.LayerNorm):  # over the whole sample (Keras' default axis -1 is the last axis only)
+        settings = layer.settings
+        return keras.layers.LayerNormalization(axis=list(range(1, len(shape) + 1)), epsilon=settings.epsilon,
+                                               center=settings.center, scale=settings.scale)
+    if isinstance(layer, specs.GroupNorm):
+        settings = layer.settings
+        return keras.layers.GroupNormalization(layer.groups, epsilon=settings.epsilon, center=settings.center,
+                                               scale=settings.scale)
     if isinstance(layer, specs.ReLU):
         return keras.layers.ReLU()
+    if isinstance(layer, specs.SELU):
+        return keras.layers.Activation("selu")
     if isinstance(layer, specs.MaxPool):
         return keras.layers.MaxPooling2D(layer.size)
     if isinstance(layer, specs.Flatten):
@@ -90,19 +126,27 @@ def _layer(layer):
     raise TypeError(f"no Keras layer for {layer!r}")
 
 
+RENORM_STATE = ["moving_stddev", "renorm_mean", "renorm_stddev"]  # after BN's moving mean and variance
+
+
 def _values(layer, w: dict) -> list:
     """spec.initial_weights' entry as the list Keras' set_weights expects for `layer`."""
-    if isinstance(layer, specs.BatchNorm):
-        bn = layer.settings
-        return [w["gamma"]] * bn.scale + [w["beta"]] * bn.center + [w["moving_mean"], w["moving_variance"]]
+    if isinstance(layer, specs.NORM_LAYERS):
+        settings = layer.settings
+        values = [w["gamma"]] * settings.scale + [w["beta"]] * settings.center
+        if isinstance(layer, specs.BatchNorm):
+            values += [w["moving_mean"], w["moving_variance"]]
+            values += [w[key] for key in RENORM_STATE] if layer.renorm is not None else []
+        return values
     kernels = [w["kernel"], w["recurrent"]] if isinstance(layer, specs.LSTM) else [w["kernel"]]
-    return kernels + [w["bias"]] * layer.use_bias
+    return kernels + ([w["bias"]] if layer.use_bias else []) + ([w["g"]] if getattr(layer, "weight_norm", False) else [])
 
 
 def build_model(layers: list, shape: tuple, weights: list) -> keras.Sequential:
     model = keras.Sequential([keras.Input(shape=shape)])
     for layer in layers:
-        model.add(_layer(layer))
+        model.add(_layer(layer, shape))
+        shape = specs.output_shape(layer, shape)
     load_weights(model, layers, weights)
     return model
 
@@ -111,26 +155,45 @@ def load_weights(model: keras.Sequential, layers: list, weights: list) -> None:
     """Put weights in spec.initial_weights' format into a model build_model made from `layers`."""
     weights = iter(weights)
     for layer, built in zip(layers, model.layers):
-        if built.weights:
-            built.set_weights(_values(layer, next(weights)))
+        if isinstance(layer, specs.STATEFUL):  # (a norm without gamma and beta has an entry, no variables)
+            entry = next(weights)
+            if built.weights:
+                built.set_weights(_values(layer, entry))
+
+
+NORM_CLASSES = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)
+
+
+def _norm_state(layer) -> dict:
+    """A normalization layer's gamma/beta (identity values where it has none) and BN's statistics."""
+    like = (layer.moving_mean if isinstance(layer, keras.layers.BatchNormalization)
+            else layer.gamma if layer.scale else layer.beta)
+    shape = like.shape if like is not None else None
+    if shape is None:  # layer/group norm without gamma and beta: the shape they would have
+        shape = layer.input.shape[1:] if isinstance(layer, keras.layers.LayerNormalization) else layer.input.shape[-1:]
+    ones = np.ones(shape, np.float32)
+    state = {"gamma": layer.gamma.numpy() if layer.scale else ones, "beta": layer.beta.numpy() if layer.center else 0 * ones}
+    if isinstance(layer, keras.layers.BatchNormalization):
+        state.update(moving_mean=layer.moving_mean.numpy(), moving_variance=layer.moving_variance.numpy())
+        if layer.renorm:
+            state.update({key: getattr(layer, key).numpy() for key in RENORM_STATE})
+    return state
 
 
 def export_weights(model: keras.Sequential) -> list[dict]:
-    """The model's weights and BN state in spec.initial_weights' format (torch's export mirrors it)."""
+    """The model's weights and normalization state in spec.initial_weights' format (torch's export mirrors it)."""
     exported = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            ones = np.ones(layer.moving_mean.shape, np.float32)
-            exported.append({"gamma": layer.gamma.numpy() if layer.scale else ones,
-                             "beta": layer.beta.numpy() if layer.center else 0 * ones,
-                             "moving_mean": layer.moving_mean.numpy(),
-                             "moving_variance": layer.moving_variance.numpy()})
+        if isinstance(layer, NORM_CLASSES):
+            exported.append(_norm_state(layer))
         elif isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, keras.layers.LSTM)):
             values = [v.numpy() for v in layer.weights]
             entry = dict(zip(["kernel", "recurrent"] if isinstance(layer, keras.layers.LSTM) else ["kernel"],
                              values))
             n_out = values[0].shape[-1]
-            entry["bias"] = values[-1] if layer.use_bias else np.zeros(n_out, np.float32)
+            entry["bias"] = values[len(entry)] if layer.use_bias else np.zeros(n_out, np.float32)  # after the kernels
+            if isinstance(layer, _WeightNorm):
+                entry["g"] = layer.g.numpy()
             exported.append(entry)
     return exported
 
@@ -189,7 +252,10 @@ class Trainer:
             return self.model(x, training=True)
         masks = iter(masks)
         for layer, built in zip(self.layers, self.model.layers):
-            if isinstance(layer, specs.Dropout):
+            if isinstance(layer, specs.Dropout) and layer.alpha:  # AlphaDropout, its float32 constants
+                alpha_p, a, b = (tf.constant(c, x.dtype) for c in specs.alpha_dropout_affine(layer.rate))
+                x = a * tf.where(next(masks), x, alpha_p) + b
+            elif isinstance(layer, specs.Dropout):
                 scale = tf.constant(specs.keep_scale(layer.rate), x.dtype)  # the float32 factor, exactly
                 x = x * tf.where(next(masks), scale, tf.zeros((), x.dtype))
             else:

@@ -72,25 +72,104 @@ class KerasBatchNorm(nn.Module):
         return y.transpose(1, 2) if self.sequence else y
 
 
+def _freeze_unused(norm: nn.Module, settings: bnmap.BNSettings) -> nn.Module:
+    """torch has no centre-only / scale-only switch: the parameter Keras would not have stays at identity."""
+    for name, trainable in bnmap.torch_trainable(settings).items():
+        if getattr(norm, name, None) is not None and not trainable:
+            getattr(norm, name).requires_grad_(False)
+    return norm
+
+
 def batch_norm(settings: bnmap.BNSettings, shape: tuple) -> KerasBatchNorm:
     """The BN module for samples of channels-last `shape` ([F], [T, F] or [H, W, C]; conv runs channels-first)."""
     norm = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[-1], **bnmap.torch_kwargs(settings))
-    for name, trainable in bnmap.torch_trainable(settings).items():
-        if norm.affine and not trainable:
-            getattr(norm, name).requires_grad_(False)
-    return KerasBatchNorm(norm, sequence=len(shape) == 2)
+    return KerasBatchNorm(_freeze_unused(norm, settings), sequence=len(shape) == 2)
+
+
+class KerasBatchRenorm(nn.Module):
+    """Batch renormalization as Keras 3 computes it (BatchNormalization(renorm=True)), written once for torch.
+
+    Training: the batch is normalised with its own mean and variance (gradients flow through them, as in
+    BN), then corrected by r = clip(std_B / renorm_std, rmin, rmax) and d = clip((mean_B - renorm_mean) /
+    renorm_std, -dmax, dmax), both without gradient: y = ((x - mean_B) / std_B * r + d) * gamma + beta, with
+    std_B = sqrt(var_B + eps) and renorm_std floored at sqrt(eps). Then renorm_mean / renorm_std move with
+    renorm_momentum, moving_mean / moving_stddev with momentum (Keras convention: new = m * old + (1 - m) *
+    batch), and moving_variance = relu(moving_stddev^2 - eps). Inference: BN with the moving mean and variance.
+    Channels-first input ([N, C], [N, C, H, W]); `sequence`: [N, T, F], normalised over batch and time."""
+
+    def __init__(self, features: int, settings: bnmap.BNSettings, renorm: bnmap.RenormSettings, sequence: bool = False):
+        super().__init__()
+        self.settings, self.renorm, self.sequence = settings, renorm, sequence
+        self.weight = nn.Parameter(torch.ones(features), requires_grad=settings.scale)
+        self.bias = nn.Parameter(torch.zeros(features), requires_grad=settings.center)
+        for name, value in (("moving_mean", 0.0), ("moving_variance", 1.0), ("moving_stddev", 1.0),
+                            ("renorm_mean", 0.0), ("renorm_stddev", 1.0)):
+            self.register_buffer(name, torch.full((features,), value))
+
+    def forward(self, x):
+        x = x.transpose(1, 2) if self.sequence else x
+        axes, view = [0, *range(2, x.dim())], (1, -1, *([1] * (x.dim() - 2)))
+        eps = self.settings.epsilon  # (the frameworks' BN kernels take it as a float, as Keras does)
+        if not self.training:
+            y = (x - self.moving_mean.view(view)) * torch.rsqrt(self.moving_variance.view(view) + eps)
+            y = y * self.weight.view(view) + self.bias.view(view)
+            return y.transpose(1, 2) if self.sequence else y
+        with torch.no_grad():  # r and d carry no gradient; the normalization below recomputes the moments
+            variance, mean = torch.var_mean(x, dim=axes, correction=0)
+            stddev = torch.sqrt(variance + eps)
+            renorm = self.renorm
+            renorm_stddev = torch.clamp(self.renorm_stddev, min=eps ** 0.5)
+            r, d = stddev / renorm_stddev, (mean - self.renorm_mean) / renorm_stddev
+            r = r.clamp(min=renorm.rmin, max=renorm.rmax) if (renorm.rmin, renorm.rmax) != (None, None) else r
+            d = d.clamp(-renorm.dmax, renorm.dmax) if renorm.dmax is not None else d
+            m, rm = self.settings.momentum, renorm.renorm_momentum
+            self.renorm_mean.mul_(rm).add_(mean, alpha=1 - rm)
+            self.renorm_stddev.mul_(rm).add_(stddev, alpha=1 - rm)
+            self.moving_mean.mul_(m).add_(mean, alpha=1 - m)
+            self.moving_stddev.mul_(m).add_(stddev, alpha=1 - m)
+            self.moving_variance.copy_(torch.relu(self.moving_stddev.square() - eps))
+        # BN in training mode with gamma * r and d * gamma + beta: batch statistics with their gradients
+        y = nn.functional.batch_norm(x, None, None, r * self.weight, d * self.weight + self.bias, True, 0.0, eps)
+        return y.transpose(1, 2) if self.sequence else y
+
+
+def norm_module(layer, shape: tuple) -> nn.Module:
+    """The torch module for a spec normalization layer on samples of channels-last `shape` (it sees them
+    channels-first where the model runs convolutions)."""
+    settings = layer.settings
+    if isinstance(layer, specs.BatchNorm) and layer.renorm is not None:
+        return KerasBatchRenorm(shape[-1], settings, layer.renorm, sequence=len(shape) == 2)
+    if isinstance(layer, specs.BatchNorm):
+        return batch_norm(settings, shape)
+    affine = settings.center or settings.scale
+    if isinstance(layer, specs.LayerNorm):  # over the whole sample: [C, H, W] channels-first
+        sample = (shape[-1], *shape[:-1]) if len(shape) == 3 else tuple(shape)
+        return _freeze_unused(nn.LayerNorm(sample, eps=settings.epsilon, elementwise_affine=affine), settings)
+    return _freeze_unused(nn.GroupNorm(layer.groups, shape[-1], eps=settings.epsilon, affine=affine), settings)
 
 
 class MaskedDropout(nn.Module):
     """Dropout with a given mask: in training mode the activations times `mask` (set per mini-batch by the
-    Trainer from the run's seeded masks, spec.dropout_masks); the identity in inference mode."""
+    Trainer from the run's seeded masks, spec.dropout_masks); the identity in inference mode. `alpha`:
+    AlphaDropout, where `mask` holds which units are kept: dropped ones become alpha', then a * x + b
+    (spec.alpha_dropout_affine's float32 constants)."""
 
-    def __init__(self, rate: float):
+    def __init__(self, rate: float, alpha: bool = False):
         super().__init__()
-        self.rate, self.mask = rate, None
+        self.rate, self.alpha, self.mask = rate, alpha, None
+        self._constants = [float(c) for c in specs.alpha_dropout_affine(rate)] if alpha else None
+
+    def set_mask(self, keep: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> None:
+        """The mini-batch's mask from its kept units: factors for dropout, the kept units for AlphaDropout."""
+        self.mask = keep if self.alpha else torch.where(keep, scale, zero)
 
     def forward(self, x):
-        return x * self.mask if self.training else x
+        if not self.training:
+            return x
+        if not self.alpha:
+            return x * self.mask
+        alpha_p, a, b = (torch.tensor(c, dtype=x.dtype, device=x.device) for c in self._constants)
+        return a * torch.where(self.mask, x, alpha_p) + b
 
 
 class ChannelsFirst(nn.Module):
@@ -114,7 +193,20 @@ class LastOutputLSTM(nn.Module):
 
 def _copy(param: torch.Tensor, value: np.ndarray) -> None:
     with torch.no_grad():
-        param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        param.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(param.shape))
+
+
+RENORM_BUFFERS = ("moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev")
+
+
+def _weight_norm(module: nn.Module, w: dict) -> nn.Module:
+    """torch's weight_norm (dim 0: one g per output unit, the norm over the other axes), with g and v set
+    to the run's values (torch would compute g = ||v|| itself, in its own round-off)."""
+    module = nn.utils.parametrizations.weight_norm(module, dim=0)
+    weight = module.parametrizations.weight
+    _copy(weight.original0, w["g"])  # [out, 1, ...]
+    _copy(weight.original1, w["kernel"].T if w["kernel"].ndim == 2 else w["kernel"].transpose(3, 2, 0, 1))
+    return module
 
 
 def _module(layer, shape: tuple, weights) -> nn.Module:
@@ -125,14 +217,14 @@ def _module(layer, shape: tuple, weights) -> nn.Module:
         _copy(linear.weight, w["kernel"].T)  # torch stores [out, in]
         if layer.use_bias:
             _copy(linear.bias, w["bias"])
-        return linear
+        return _weight_norm(linear, w) if layer.weight_norm else linear
     if isinstance(layer, specs.Conv2D):
         w = next(weights)
         conv = nn.Conv2d(shape[-1], layer.filters, layer.kernel_size, bias=layer.use_bias)
         _copy(conv.weight, w["kernel"].transpose(3, 2, 0, 1))  # [kh, kw, in, out] -> [out, in, kh, kw]
         if layer.use_bias:
             _copy(conv.bias, w["bias"])
-        return conv
+        return _weight_norm(conv, w) if layer.weight_norm else conv
     if isinstance(layer, specs.LSTM):
         w = next(weights)
         lstm = nn.LSTM(shape[-1], layer.units, bias=layer.use_bias, batch_first=True)
@@ -143,23 +235,31 @@ def _module(layer, shape: tuple, weights) -> nn.Module:
             _copy(lstm.bias_hh_l0, np.zeros_like(w["bias"]))
             lstm.bias_hh_l0.requires_grad_(False)
         return LastOutputLSTM(lstm)
-    if isinstance(layer, specs.BatchNorm):
-        w, module = next(weights), batch_norm(layer.settings, shape)
-        norm = module.norm
-        if norm.affine:  # a frozen parameter stays at identity, as Keras has none
-            _copy(norm.weight, w["gamma"] if layer.settings.scale else np.ones_like(w["gamma"]))
-            _copy(norm.bias, w["beta"] if layer.settings.center else np.zeros_like(w["beta"]))
-        _copy(norm.running_mean, w["moving_mean"])
-        _copy(norm.running_var, w["moving_variance"])
+    if isinstance(layer, specs.NORM_LAYERS):
+        w, module = next(weights), norm_module(layer, shape)
+        norm = module.norm if isinstance(module, KerasBatchNorm) else module
+        layout = (lambda a: a.transpose(2, 0, 1)) if isinstance(layer, specs.LayerNorm) and len(shape) == 3 else np.asarray
+        if getattr(norm, "weight", None) is not None:  # a frozen parameter stays at identity, as Keras has none
+            _copy(norm.weight, layout(w["gamma"] if layer.settings.scale else np.ones_like(w["gamma"])))
+        if getattr(norm, "bias", None) is not None:
+            _copy(norm.bias, layout(w["beta"] if layer.settings.center else np.zeros_like(w["beta"])))
+        if isinstance(module, KerasBatchNorm):
+            _copy(norm.running_mean, w["moving_mean"])
+            _copy(norm.running_var, w["moving_variance"])
+        elif isinstance(module, KerasBatchRenorm):
+            for key in RENORM_BUFFERS:
+                _copy(getattr(module, key), w[key])
         return module
     if isinstance(layer, specs.ReLU):
         return nn.ReLU()
+    if isinstance(layer, specs.SELU):
+        return nn.SELU()
     if isinstance(layer, specs.MaxPool):
         return nn.MaxPool2d(layer.size)
     if isinstance(layer, specs.Flatten):
         return FlattenChannelsLast()
     if isinstance(layer, specs.Dropout):
-        return MaskedDropout(layer.rate)
+        return MaskedDropout(layer.rate, layer.alpha)
     raise TypeError(f"no torch module for {layer!r}")
 
 
@@ -177,28 +277,55 @@ def _numpy(tensor: torch.Tensor | None, like: torch.Tensor | None = None, fill: 
     return tensor.detach().cpu().numpy().copy()  # .cpu(): a no-op on the CPU, needed for a CUDA model
 
 
+def _kernel_state(module: nn.Module) -> dict:
+    """A Linear / Conv2d's kernel (v under weight norm, with g) and bias in Keras layout."""
+    parametrized = nn.utils.parametrize.is_parametrized(module, "weight")
+    kernel = module.parametrizations.weight.original1 if parametrized else module.weight
+    layout = (lambda a: a.T) if kernel.dim() == 2 else (lambda a: a.transpose(2, 3, 1, 0))
+    entry = {"kernel": layout(_numpy(kernel)), "bias": _numpy(module.bias, kernel.reshape(len(kernel), -1)[:, 0])}
+    if parametrized:
+        entry["g"] = _numpy(module.parametrizations.weight.original0).reshape(-1)
+    return entry
+
+
+def _norm_state(module: nn.Module) -> dict:
+    """gamma / beta (identity where the module has none) and BN's statistics, in Keras layout."""
+    norm = module.norm if isinstance(module, KerasBatchNorm) else module
+    like = norm.running_mean if isinstance(module, KerasBatchNorm) else None
+    if isinstance(norm, nn.LayerNorm):
+        like = torch.empty(norm.normalized_shape)
+    elif isinstance(norm, nn.GroupNorm):
+        like = torch.empty(norm.num_channels)
+    elif isinstance(module, KerasBatchRenorm):
+        like = module.moving_mean
+    state = {"gamma": _numpy(norm.weight, like, 1.0), "beta": _numpy(norm.bias, like, 0.0)}
+    if isinstance(norm, nn.LayerNorm) and len(norm.normalized_shape) == 3:  # [C, H, W] -> [H, W, C]
+        state = {key: value.transpose(1, 2, 0) for key, value in state.items()}
+    if isinstance(module, KerasBatchNorm):
+        state.update(moving_mean=_numpy(norm.running_mean), moving_variance=_numpy(norm.running_var))
+    elif isinstance(module, KerasBatchRenorm):
+        state.update({key: _numpy(getattr(module, key)) for key in RENORM_BUFFERS})
+    return state
+
+
+NORM_MODULES = (KerasBatchNorm, KerasBatchRenorm, nn.LayerNorm, nn.GroupNorm)
+
+
 def export_weights(model: nn.Sequential) -> list[dict]:
-    """The model's weights and BN state in Keras layout, in spec.initial_weights' format (the inverse
-    of build_model's loading)."""
+    """The model's weights and normalization state in Keras layout, in spec.initial_weights' format (the
+    inverse of build_model's loading)."""
     exported = []
     for module in model:
-        if isinstance(module, nn.Linear):
-            exported.append({"kernel": _numpy(module.weight).T, "bias": _numpy(module.bias, module.weight[:, 0])})
-        elif isinstance(module, nn.Conv2d):
-            exported.append({"kernel": _numpy(module.weight).transpose(2, 3, 1, 0),
-                             "bias": _numpy(module.bias, module.weight[:, 0, 0, 0])})
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            exported.append(_kernel_state(module))
         elif isinstance(module, LastOutputLSTM):
             lstm = module.lstm
             bias = (_numpy(lstm.bias_ih_l0) + _numpy(lstm.bias_hh_l0) if lstm.bias
                     else np.zeros(lstm.weight_ih_l0.shape[0], np.float32))
             exported.append({"kernel": _numpy(lstm.weight_ih_l0).T, "recurrent": _numpy(lstm.weight_hh_l0).T,
                              "bias": bias})
-        elif isinstance(module, KerasBatchNorm):
-            norm = module.norm
-            exported.append({"gamma": _numpy(norm.weight, norm.running_mean, 1.0),
-                              "beta": _numpy(norm.bias, norm.running_mean, 0.0),
-                              "moving_mean": _numpy(norm.running_mean),
-                              "moving_variance": _numpy(norm.running_var)})
+        elif isinstance(module, NORM_MODULES):
+            exported.append(_norm_state(module))
     return exported
 
 
@@ -275,7 +402,7 @@ class Trainer:
         for batch in batches(len(order), self.batch_size):
             index = order[batch]  # index_select: ~6x cheaper than x[index], no shuffled copy of x
             for module, mask, scale in zip(self._dropout_modules, masks, scales):
-                module.mask = torch.where(mask.index_select(0, index), scale, zero)
+                module.set_mask(mask.index_select(0, index), scale, zero)
             loss, grads = self._step(x.index_select(0, index), y.index_select(0, index))
             self.optimizer.step(grads)
             losses.append(loss.detach())

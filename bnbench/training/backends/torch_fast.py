@@ -123,7 +123,7 @@ class _Dropout:
 def _layer(module: nn.Module, previous):
     from bnbench.training.backends.torch import FlattenChannelsLast, KerasBatchNorm, MaskedDropout
 
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) and not nn.utils.parametrize.is_parametrized(module):  # (weight norm: autograd)
         return _Linear(module)
     if (isinstance(module, KerasBatchNorm) and not module.sequence and type(module.norm) is nn.BatchNorm1d
             and module.norm.track_running_stats and module.norm.momentum is not None):
@@ -132,7 +132,7 @@ def _layer(module: nn.Module, previous):
         return _ReLU(in_place=isinstance(previous, (_Linear, _BatchNorm)))
     if isinstance(module, FlattenChannelsLast):
         return _Flatten()
-    if isinstance(module, MaskedDropout):
+    if isinstance(module, MaskedDropout) and not module.alpha:
         return _Dropout(module)
     return None
 
