@@ -192,11 +192,14 @@ def _fix(error: jsonschema.ValidationError) -> str:
             return "use a finite number"
         if isinstance(instance, float) and instance.is_integer() and "integer" in kinds:
             return f"write it as a whole number, without a decimal point ({int(instance)}, not {instance})"
-        if isinstance(instance, str) and kinds != ["string"] and _looks_numeric(instance):
-            mantissa, _, exponent = instance.lower().partition("e")
-            written = f"{mantissa}{'' if '.' in mantissa else '.0'}e{exponent if exponent[:1] in '+-' else '+' + exponent}"
-            return (f"YAML reads {instance} as text (it needs a dot and a signed exponent): write {written}"
-                    if "number" in kinds else "write a whole number without an exponent")
+        if isinstance(instance, str) and "string" not in kinds and (scientific := _SCIENTIFIC.fullmatch(instance)):
+            if "number" not in kinds:
+                return "write a whole number without an exponent"
+            mantissa, sign, exponent = scientific.groups()
+            written = f"{mantissa}{'' if '.' in mantissa else '.0'}e{sign or '+'}{exponent}"
+            return f"YAML reads {instance} as text (it needs a dot and a signed exponent): write {written}"
+        if isinstance(instance, str) and "string" not in kinds and _FINITE_NUMBER.fullmatch(instance.strip()):
+            return f"remove the quotes around {instance.strip()} (a quoted number is text)"
         if (isinstance(instance, bool) or instance is None) and "string" in kinds:
             return ("YAML reads yes/no/on/off/true/false as a boolean and ~/null/an empty value as nothing; put the "
                     "name in quotes, e.g. 'on'")
@@ -218,12 +221,9 @@ def _fix(error: jsonschema.ValidationError) -> str:
     return "see workflow/schemas/config.schema.yaml"
 
 
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+# A number in scientific notation that YAML 1.1 reads as text (1e-3, 1E5: no dot or no exponent sign).
+_SCIENTIFIC = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?)(\d+)")
+_FINITE_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

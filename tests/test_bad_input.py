@@ -61,7 +61,10 @@ CONFIG_CASES = [
     # combinations of the normalizer settings without meaning
     ("groups that do not divide the units", variant(placement="after", norm="group", groups=3),
      "variants.v makes no sense for arch mlp: groups 3 does not divide the 50 units of a normalized layer of mlp; "
-     "use a divisor of 50, or skip this variant on mlp"),
+     "use one of 1, 2, 5, 10, or skip this variant on mlp"),
+    ("groups of one unit", variant(placement="after", norm="group", groups=50),
+     "variants.v makes no sense for arch mlp: groups 50 leaves fewer than 4 units per group in a normalized layer of "
+     "mlp (a group norm over so few values erases them); use one of 1, 2, 5, 10"),
     ("group norm without groups", variant(placement="after", norm="group"),
      "variants.v has norm group but no groups; set groups to a divisor of every normalized layer's width"),
     ("groups without group norm", variant(placement="after", groups=2),
@@ -446,7 +449,8 @@ EXPONENT = ("datasets.circles.optimizer.learning_rate: '1e-3' is not of type 'nu
             "a dot and a signed exponent): write 1.0e-3")
 BOOLEAN_NAME = ("variants: True is not of type 'string'; YAML reads yes/no/on/off/true/false as a boolean and "
                 "~/null/an empty value as nothing; put the name in quotes, e.g. 'on'")
-BAD_INPUT_MESSAGES += [TOO_DEEP, TOO_LARGE, OCTAL, BASE_60, EXPONENT, BOOLEAN_NAME]
+QUOTED = "datasets.circles.epochs: '12' is not of type 'integer'; remove the quotes around 12 (a quoted number is text)"
+BAD_INPUT_MESSAGES += [TOO_DEEP, TOO_LARGE, OCTAL, BASE_60, EXPONENT, BOOLEAN_NAME, QUOTED]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -456,7 +460,8 @@ BAD_INPUT_MESSAGES += [TOO_DEEP, TOO_LARGE, OCTAL, BASE_60, EXPONENT, BOOLEAN_NA
     ("seeds: [1]\ndatasets: {circles: {epochs: 1:30}}\n", BASE_60),
     ("datasets: {circles: {optimizer: {learning_rate: 1e-3}}}\n", EXPONENT),
     ("datasets: {circles: {}}\nvariants: {none: {placement: none}, on: {placement: after}}\n", BOOLEAN_NAME),
-], ids=["deep nesting", "huge plain list", "octal", "base 60", "exponent without a dot", "boolean name"])
+    ("datasets: {circles: {epochs: '12'}}\n", QUOTED),
+], ids=["deep nesting", "huge plain list", "octal", "base 60", "exponent without a dot", "boolean name", "quoted number"])
 def test_yaml_read_as_something_else_is_refused_with_the_reason(tmp_path, text, message):
     (tmp_path / "config.yaml").write_text(text)
     assert_fails_cleanly(tmp_path, message)

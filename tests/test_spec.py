@@ -108,10 +108,12 @@ def test_normalizers_build_the_layers_they_name():
     ("mlp3", {"placement": "after", "pool_placement": "after"}, "mlp3 has no pooling layer"),
     ("cnn", {"placement": "after", "norm": "group", "groups": 5}, "groups 5 does not divide the 32 units"),
     ("mlp3", {"placement": "after", "norm": "group", "groups": 3}, "groups 3 does not divide the 200 units"),
+    ("lstm", {"placement": "after", "norm": "group", "groups": 32}, "groups 32 leaves fewer than 4 units per group"),
 ])
 def test_normalizer_settings_without_meaning_on_an_arch(arch, variant, reason):
     assert reason in unsupported(arch, variant)
     assert unsupported("mlp", {"placement": "after", "norm": "group", "groups": 5}) is None
+    assert unsupported("cnn", {"placement": "after", "norm": "group", "groups": 32}) is None  # 12 x 12 values each
 
 
 def test_mlp3_widths_and_bias_switch():

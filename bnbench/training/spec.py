@@ -15,7 +15,6 @@ the torch backend transposes them (its gate order i, f, g, o is the same).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,11 +140,27 @@ def unsupported(arch: str, variant: dict) -> str | None:
     if "pool_placement" in variant and arch != "cnn":
         return f"{arch} has no pooling layer (pool_placement is for cnn); skip this variant on {arch}"
     if norm == "group" and placement != "none" and variant.get("groups"):
-        odd = [n for n in NORMALIZED_FEATURES.get(arch, ()) if n % variant["groups"]]
-        if odd:
-            return (f"groups {variant['groups']} does not divide the {odd[0]} units of a normalized layer of "
-                    f"{arch}; use a divisor of {math.gcd(*NORMALIZED_FEATURES[arch])}, or skip this variant on {arch}")
+        return _group_problem(arch, variant["groups"])
     return None
+
+
+# Group norm over fewer values than this per sample is degenerate: a group of one unit is that unit minus
+# itself (the layer outputs beta whatever the input, and no gradient passes), of two units each one is +-1.
+MIN_GROUP_VALUES = 4
+
+
+def _group_problem(arch: str, groups: int) -> str | None:
+    widths = NORMALIZED_FEATURES.get(arch, ())
+    positions = 1 if arch != "cnn" else 12 * 12  # a conv map's channel has (at least) 12 x 12 values
+    good = [g for g in range(1, max(widths) + 1)
+            if all(n % g == 0 and n // g * positions >= MIN_GROUP_VALUES for n in widths)]
+    odd = next((n for n in widths if n % groups), None)
+    if odd is None and groups in good:
+        return None
+    why = (f"does not divide the {odd} units of a normalized layer of {arch}" if odd else
+           f"leaves fewer than {MIN_GROUP_VALUES} units per group in a normalized layer of {arch} (a group norm "
+           f"over so few values erases them)")
+    return f"groups {groups} {why}; use one of {', '.join(map(str, good))}, or skip this variant on {arch}"
 
 
 def build_spec(arch: str, variant: dict, outputs: int = 1, dropout: float = 0.0) -> list:
