@@ -36,28 +36,41 @@ def load_schema() -> dict:
 YAML_VALUE_LIMIT = 100_000
 
 
+# YAML 1.1 (PyYAML) reads 010 as octal 8 and 1:30 as base-60 90: numbers nobody means in a config.
+_SURPRISING_INT = re.compile(r"[-+]?(0[0-7_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)\Z")
+TOO_DEEP = "nested too deeply (hundreds of levels); flatten the config"
+
+
 def _yaml_tree_problem(root: yaml.Node | None) -> str | None:
-    """A duplicate key (YAML lets the last one win, silently) or aliases that expand the tree beyond
-    YAML_VALUE_LIMIT values, checked on the composed node graph before anything is expanded: an aliased
-    node is one object there, so this takes time in the size of the file, not of its expansion."""
+    """A duplicate key (YAML lets the last one win, silently), a number YAML 1.1 reads as another one, or
+    more than YAML_VALUE_LIMIT values (from aliases or written out), checked in one walk of the composed
+    node graph before anything is expanded: an aliased node is one object there, so this takes time in the
+    size of the file, not of its expansion."""
     expanded: dict[int, int] = {}
-    duplicate = None
+    found = []  # the first duplicate key or surprising number
+    aliased = False
 
     def size(node: yaml.Node) -> int:
-        nonlocal duplicate
+        nonlocal aliased
         if id(node) in expanded:
             if expanded[id(node)] < 0:
                 raise ValueError("an alias refers to the node that holds it (an infinite value)")
+            aliased = True
             return expanded[id(node)]
         expanded[id(node)] = -1
         total = 1
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int" and node.style is None and _SURPRISING_INT.match(node.value):
+                found.append(f"line {node.start_mark.line + 1}: {node.value} is read by YAML as "
+                             f"{'an octal' if ':' not in node.value else 'a base-60'} number; write it in decimal "
+                             f"without a leading 0 or colon")
+        elif isinstance(node, yaml.MappingNode):
             seen = {}
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                    if (key.tag, key.value) in seen and duplicate is None:
-                        duplicate = f"line {key.start_mark.line + 1}: key {key.value!r} is given twice (first on " \
-                                    f"line {seen[key.tag, key.value]}); YAML would keep only the last; remove one"
+                    if (key.tag, key.value) in seen:
+                        found.append(f"line {key.start_mark.line + 1}: key {key.value!r} is given twice (first on "
+                                     f"line {seen[key.tag, key.value]}); YAML would keep only the last; remove one")
                     seen.setdefault((key.tag, key.value), key.start_mark.line + 1)
                 total += size(key) + size(value)
         elif isinstance(node, yaml.SequenceNode):
@@ -69,7 +82,7 @@ def _yaml_tree_problem(root: yaml.Node | None) -> str | None:
         return None
     try:
         if size(root) > YAML_VALUE_LIMIT:
-            if not any(isinstance(node, yaml.Node) for node in _aliased(root)):
+            if not aliased:
                 return (f"it holds more than {YAML_VALUE_LIMIT:,} values (a config holds a few hundred); "
                         f"shorten the lists")
             return (f"its aliases (*name) expand to more than {YAML_VALUE_LIMIT:,} values; write the values out "
@@ -77,44 +90,8 @@ def _yaml_tree_problem(root: yaml.Node | None) -> str | None:
     except ValueError as err:
         return f"{err}; remove the alias"
     except RecursionError:
-        return "nested too deeply; flatten the config"
-    return duplicate
-
-
-def _aliased(root: yaml.Node) -> list:
-    """The nodes that appear more than once in the composed graph (what aliases refer to)."""
-    seen, repeated, stack = set(), [], [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            repeated.append(node)
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            stack += [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
-    return repeated
-
-
-# YAML 1.1 (PyYAML) reads 010 as octal 8 and 1:30 as base-60 90: numbers nobody means in a config.
-_SURPRISING_INT = re.compile(r"[-+]?(0[0-7_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)\Z")
-
-
-def _surprising_number(root: yaml.Node) -> str | None:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:int" and node.style is None and _SURPRISING_INT.match(node.value):
-                return (f"line {node.start_mark.line + 1}: {node.value} is read by YAML as "
-                        f"{'an octal' if ':' not in node.value else 'a base-60'} number; write it in decimal "
-                        f"without a leading 0 or colon")
-        elif isinstance(node, yaml.MappingNode):
-            stack += [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
-    return None
+        return TOO_DEEP
+    return found[0] if found else None
 
 
 def read_yaml(path: str | Path):
@@ -123,12 +100,11 @@ def read_yaml(path: str | Path):
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if problem := _yaml_tree_problem(root) or (_surprising_number(root) if root is not None else None):
+        if problem := _yaml_tree_problem(yaml.compose(text, Loader=yaml.SafeLoader)):
             raise ConfigError(f"{path}: {problem}")
         return yaml.safe_load(text)
     except RecursionError:  # (compose itself recurses per level of nesting)
-        raise ConfigError(f"{path}: nested too deeply (hundreds of levels); flatten the config") from None
+        raise ConfigError(f"{path}: {TOO_DEEP}") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass an existing YAML file") from None
     except UnicodeDecodeError as err:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnbench.training.bn import BNSettings
+from bnbench.training.spec import SELU_ALPHA, SELU_SCALE
 
 
 def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,9 +114,6 @@ def weight_norm(v, g) -> np.ndarray:
     """The kernel g * v / ||v||, the norm per output unit (the last axis, Keras layout) over all others."""
     v = np.asarray(v, np.float64)
     return v * (np.asarray(g, np.float64) / np.sqrt((v ** 2).sum(axis=tuple(range(v.ndim - 1)))))
-
-
-SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
 def selu(x) -> np.ndarray:

@@ -109,7 +109,7 @@ NORMALIZED_FEATURES = {"mlp": (50,), "mlp3": (300, 200, 100), "cnn": (32,), "lst
 def _activation_block(norm, placement: str, activation) -> list:
     if norm is None:  # no normalization layer (placement none, or weight norm: it lives in the kernels)
         return [activation]
-    return {"none": [activation], "before": [norm, activation], "after": [activation, norm]}[placement]
+    return [norm, activation] if placement == "before" else [activation, norm]
 
 
 def norm_layer(variant: dict):
@@ -267,14 +267,19 @@ def norm_weights(layer, shape: tuple) -> dict:
     if isinstance(layer, BatchNorm):
         state.update(moving_mean=0 * ones, moving_variance=ones)
         if layer.renorm is not None:
-            state.update(moving_stddev=ones, renorm_mean=0 * ones, renorm_stddev=ones)
+            state.update({key: value * ones for key, value in RENORM_STATE.items()})
     return state
+
+
+# Batch renorm's state beyond BN's moving mean and variance, in Keras' variable order, with its initial values.
+RENORM_STATE = {"moving_stddev": 1.0, "renorm_mean": 0.0, "renorm_stddev": 1.0}
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
 def alpha_dropout_affine(rate: float) -> tuple[np.float32, np.float32, np.float32]:
     """AlphaDropout's constants in float32 (Keras' formulas): dropped units are set to alpha' = -scale * alpha,
     then y = a * x + b keeps mean 0 and variance 1: a = ((1 - rate)(1 + rate alpha'^2))^-1/2, b = -a alpha' rate."""
-    alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+    alpha_p = -SELU_ALPHA * SELU_SCALE
     a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
     return np.float32(alpha_p), np.float32(a), np.float32(-a * alpha_p * rate)
 

@@ -126,9 +126,6 @@ def _layer(layer, shape: tuple):
     raise TypeError(f"no Keras layer for {layer!r}")
 
 
-RENORM_STATE = ["moving_stddev", "renorm_mean", "renorm_stddev"]  # after BN's moving mean and variance
-
-
 def _values(layer, w: dict) -> list:
     """spec.initial_weights' entry as the list Keras' set_weights expects for `layer`."""
     if isinstance(layer, specs.NORM_LAYERS):
@@ -136,7 +133,7 @@ def _values(layer, w: dict) -> list:
         values = [w["gamma"]] * settings.scale + [w["beta"]] * settings.center
         if isinstance(layer, specs.BatchNorm):
             values += [w["moving_mean"], w["moving_variance"]]
-            values += [w[key] for key in RENORM_STATE] if layer.renorm is not None else []
+            values += [w[key] for key in specs.RENORM_STATE] if layer.renorm is not None else []
         return values
     kernels = [w["kernel"], w["recurrent"]] if isinstance(layer, specs.LSTM) else [w["kernel"]]
     return kernels + ([w["bias"]] if layer.use_bias else []) + ([w["g"]] if getattr(layer, "weight_norm", False) else [])
@@ -166,17 +163,14 @@ NORM_CLASSES = (keras.layers.BatchNormalization, keras.layers.LayerNormalization
 
 def _norm_state(layer) -> dict:
     """A normalization layer's gamma/beta (identity values where it has none) and BN's statistics."""
-    like = (layer.moving_mean if isinstance(layer, keras.layers.BatchNormalization)
-            else layer.gamma if layer.scale else layer.beta)
-    shape = like.shape if like is not None else None
-    if shape is None:  # layer/group norm without gamma and beta: the shape they would have
-        shape = layer.input.shape[1:] if isinstance(layer, keras.layers.LayerNormalization) else layer.input.shape[-1:]
-    ones = np.ones(shape, np.float32)
+    # gamma's shape, also where the layer has none: the sample's (layer norm) or its channels'
+    ones = np.ones(layer.input.shape[1:] if isinstance(layer, keras.layers.LayerNormalization)
+                   else layer.input.shape[-1:], np.float32)
     state = {"gamma": layer.gamma.numpy() if layer.scale else ones, "beta": layer.beta.numpy() if layer.center else 0 * ones}
     if isinstance(layer, keras.layers.BatchNormalization):
         state.update(moving_mean=layer.moving_mean.numpy(), moving_variance=layer.moving_variance.numpy())
         if layer.renorm:
-            state.update({key: getattr(layer, key).numpy() for key in RENORM_STATE})
+            state.update({key: getattr(layer, key).numpy() for key in specs.RENORM_STATE})
     return state
 
 

@@ -102,8 +102,7 @@ class KerasBatchRenorm(nn.Module):
         self.settings, self.renorm, self.sequence = settings, renorm, sequence
         self.weight = nn.Parameter(torch.ones(features), requires_grad=settings.scale)
         self.bias = nn.Parameter(torch.zeros(features), requires_grad=settings.center)
-        for name, value in (("moving_mean", 0.0), ("moving_variance", 1.0), ("moving_stddev", 1.0),
-                            ("renorm_mean", 0.0), ("renorm_stddev", 1.0)):
+        for name, value in {"moving_mean": 0.0, "moving_variance": 1.0, **specs.RENORM_STATE}.items():
             self.register_buffer(name, torch.full((features,), value))
 
     def forward(self, x):
@@ -157,6 +156,7 @@ class MaskedDropout(nn.Module):
     def __init__(self, rate: float, alpha: bool = False):
         super().__init__()
         self.rate, self.alpha, self.mask = rate, alpha, None
+        # Python floats holding the float32 constants exactly: a tensor op takes them in its own dtype
         self._constants = [float(c) for c in specs.alpha_dropout_affine(rate)] if alpha else None
 
     def set_mask(self, keep: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> None:
@@ -168,7 +168,7 @@ class MaskedDropout(nn.Module):
             return x
         if not self.alpha:
             return x * self.mask
-        alpha_p, a, b = (torch.tensor(c, dtype=x.dtype, device=x.device) for c in self._constants)
+        alpha_p, a, b = self._constants
         return a * torch.where(self.mask, x, alpha_p) + b
 
 
@@ -196,16 +196,15 @@ def _copy(param: torch.Tensor, value: np.ndarray) -> None:
         param.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(param.shape))
 
 
-RENORM_BUFFERS = ("moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev")
+RENORM_BUFFERS = ("moving_mean", "moving_variance", *specs.RENORM_STATE)
 
 
 def _weight_norm(module: nn.Module, w: dict) -> nn.Module:
-    """torch's weight_norm (dim 0: one g per output unit, the norm over the other axes), with g and v set
-    to the run's values (torch would compute g = ||v|| itself, in its own round-off)."""
+    """torch's weight_norm (dim 0: one g per output unit, the norm over the other axes) on a module whose
+    weight holds the run's kernel, which becomes v as it is; g is set to the run's value (torch would compute
+    ||v|| itself, in its own round-off)."""
     module = nn.utils.parametrizations.weight_norm(module, dim=0)
-    weight = module.parametrizations.weight
-    _copy(weight.original0, w["g"])  # [out, 1, ...]
-    _copy(weight.original1, w["kernel"].T if w["kernel"].ndim == 2 else w["kernel"].transpose(3, 2, 0, 1))
+    _copy(module.parametrizations.weight.original0, w["g"])  # [out, 1, ...]
     return module
 
 
