@@ -29,9 +29,10 @@ include: "workflow/rules/report.smk"
 
 
 # On a cluster only training is submitted: the dataset rule may download (compute nodes are often
-# offline), and the table, figure and report rules take seconds.
+# offline), and the look, table, figure and report rules take seconds.
 localrules:
     all,
+    adaptive_look,
     dataset,
     combine,
     stats,

@@ -74,7 +74,7 @@ def cmd_train(args) -> None:
 def cmd_combine(args) -> None:
     from bnbench import results
 
-    runs, epochs = results.write_tables(args.runs, args.history, args.summary)
+    runs, epochs = results.write_tables(args.runs, args.history, args.summary, args.bn_statistics)
     log(f"combined {runs} runs, {epochs} epochs")
 
 
@@ -83,15 +83,29 @@ def cmd_stats(args) -> None:
 
     runs = write_statistics(args.summary, args.claims, args.stats, args.comparisons, args.claims_out,
                             margins=args.settings.get("equivalence_margins"), min_pairs=args.settings.get("min_pairs", 5),
-                            sensitivity_path=args.sensitivity, stability_path=args.stability)
+                            sensitivity_path=args.sensitivity, stability_path=args.stability,
+                            bn_statistics_path=args.bn_statistics, bn_diagnostics_path=args.bn_diagnostics,
+                            variance_path=args.variance,
+                            sequential_path=next(filter(None, args.sequential), None))
     log(f"statistics of {runs} runs written")
+
+
+def cmd_look(args) -> None:
+    from bnbench.analysis import sequential
+
+    found = sequential.write_plan(args.config, args.runs, args.claims, args.look - 1, args.out,
+                                  next(filter(None, args.previous), None))
+    decided = sum(bool(row["decided"]) for row in found["claims"])
+    log(f"look {found['look']} of {found['looks']}: {len(found['runs'])} runs, {decided} of {len(found['claims'])} "
+        f"claim rows decided; " + ("final" if found["final"] else f"adding {len(found['next_runs'])} runs"))
 
 
 def cmd_plots(args) -> None:
     from bnbench.analysis import plots
 
     plots.write_figures(args.history, args.summary, args.comparisons, args.dataset, args.arch, args.outdir,
-                        target_ladder=args.target_ladder)
+                        target_ladder=args.target_ladder, bn_statistics_path=args.bn_statistics,
+                        variance_path=args.variance)
     log(f"wrote figures for {args.dataset}/{args.arch} into {args.outdir}")
 
 
@@ -100,7 +114,8 @@ def cmd_report(args) -> None:
 
     report.write_report(summary=args.summary, stats=args.stats, comparisons=args.comparisons,
                         claims=args.claims, figures=args.figures, config_json=json.dumps(args.config),
-                        out=args.out, stability=args.stability)
+                        out=args.out, stability=args.stability, bn_diagnostics=args.bn_diagnostics,
+                        variance=args.variance)
     log(f"wrote {args.out}")
 
 
@@ -137,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     combine.add_argument("runs", nargs="+", help="run directories")
     combine.add_argument("--history", required=True, help="output parquet (one row per epoch)")
     combine.add_argument("--summary", required=True, help="output csv (one row per run)")
+    combine.add_argument("--bn-statistics", required=True, help="output csv (one row per run x BN layer)")
     combine.set_defaults(func=cmd_combine)
 
     stats = sub.add_parser("stats", help="aggregates, paired comparisons and the tutorial-claims table")
@@ -147,14 +163,30 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--claims-out", required=True, help="output: claims table csv")
     stats.add_argument("--sensitivity", required=True, help="output: per sweep point statistics csv")
     stats.add_argument("--stability", required=True, help="output: stability metrics csv")
+    stats.add_argument("--bn-statistics", required=True, help="bn_statistics.csv (combine: one row per run x BN layer)")
+    stats.add_argument("--bn-diagnostics", required=True, help="output: BN's train/inference gap per cell csv")
+    stats.add_argument("--variance", required=True, help="output: variance by source csv (crossed runs)")
+    stats.add_argument("--sequential", nargs="*", default=[],
+                       help="adaptive seeding: the final look's plan, whose sequential verdicts make claims.csv")
     stats.add_argument("--settings", type=json_object, default={},
                        help='statistics settings as JSON: {"equivalence_margins": {...}, "min_pairs": 5}')
     stats.set_defaults(func=cmd_stats)
+
+    look = sub.add_parser("look", help="adaptive seeding: one look at the claims, and the runs to add next")
+    look.add_argument("runs", nargs="+", help="run directories of this look")
+    look.add_argument("--look", required=True, type=whole_number(1), help="the look's number (1 = the configured seeds)")
+    look.add_argument("--claims", required=True, help="claims file (workflow/claims.yaml)")
+    look.add_argument("--previous", nargs="*", default=[], help="the previous look's plan (none for look 1)")
+    look.add_argument("--config", required=True, type=json_object, help="the validated config as JSON")
+    look.add_argument("--out", required=True, help="output: this look's plan (JSON)")
+    look.set_defaults(func=cmd_look)
 
     plots = sub.add_parser("plots", help="render the figures of one dataset x arch")
     plots.add_argument("--history", required=True)
     plots.add_argument("--summary", required=True)
     plots.add_argument("--comparisons", required=True)
+    plots.add_argument("--bn-statistics", required=True, help="bn_statistics.csv")
+    plots.add_argument("--variance", required=True, help="variance.csv")
     plots.add_argument("--dataset", required=True)
     plots.add_argument("--arch", required=True)
     plots.add_argument("--outdir", required=True)
@@ -168,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--comparisons", required=True)
     report.add_argument("--claims", required=True, help="claims table csv")
     report.add_argument("--stability", help="stability metrics csv")
+    report.add_argument("--bn-diagnostics", help="BN's train/inference gap csv")
+    report.add_argument("--variance", help="variance by source csv")
     report.add_argument("--figures", nargs="+", required=True)
     report.add_argument("--config", required=True, type=json_object, help="the resolved config as JSON")
     report.add_argument("--out", required=True)

@@ -310,6 +310,22 @@ def _check_consistency(config: dict, source: str, given: dict) -> None:
         _check_batch_size(config, name, dataset["batch_size"], "batch_size", dataset_variants(config, name), source)
         for batch in dataset["sweeps"].get("batch_size", []):
             _check_batch_size(config, name, batch, "sweeps.batch_size", sweep_variants(config, name), source)
+        unknown = [v for v in (dataset["variance"] or {}).get("variants", []) if v not in dataset_variants(config, name)]
+        if unknown:
+            raise ConfigError(
+                f"{source}: datasets.{name}.variance.variants names {', '.join(unknown)}, which the dataset does not "
+                f"train; use some of: {', '.join(dataset_variants(config, name))}"
+            )
+        if config.get("adaptive") and config["adaptive"]["max_seeds"] <= len(dataset_seeds(config, name)):
+            raise ConfigError(
+                f"{source}: adaptive.max_seeds {config['adaptive']['max_seeds']} leaves no seeds to add to dataset "
+                f"{name}, which has {len(dataset_seeds(config, name))}; raise max_seeds above that or set adaptive: null"
+            )
+        if config.get("adaptive") and max(dataset_seeds(config, name)) + config["adaptive"]["max_seeds"] > SEED_LIMIT:
+            raise ConfigError(
+                f"{source}: adaptive seeds continue after the largest seed of dataset {name} "
+                f"({max(dataset_seeds(config, name))}) and would pass {SEED_LIMIT}; use smaller seeds"
+            )
 
 
 def _check_names(variants: dict, source: str) -> None:
@@ -379,11 +395,43 @@ def dataset_seeds(config: dict, dataset: str) -> list[int]:
     return config["datasets"][dataset].get("seeds", config["seeds"])
 
 
-def seed_groups(config: dict, dataset: str) -> list[list[int]]:
-    """The dataset's seeds in config order, cut into groups of runs_per_job: one training job trains one
-    group of one arch x variant x framework."""
-    seeds, size = dataset_seeds(config, dataset), config["datasets"][dataset]["runs_per_job"]
+SEED_LIMIT = 2 ** 32 - 1  # NumPy, Keras and sklearn take seeds up to this
+
+
+def seed_groups(config: dict, dataset: str, seeds: list[int] | None = None) -> list[list[int]]:
+    """The dataset's seeds (or `seeds`) in config order, cut into groups of runs_per_job: one training job
+    trains one group of one arch x variant x framework."""
+    seeds, size = seeds or dataset_seeds(config, dataset), config["datasets"][dataset]["runs_per_job"]
     return [seeds[first:first + size] for first in range(0, len(seeds), size)]
+
+
+def adaptive_batches(config: dict, dataset: str) -> list[list[int]]:
+    """The seeds adaptive seeding may add to a cell of `dataset`, batch by batch (one batch per look after
+    the first): the seeds after the dataset's largest, until a cell has adaptive.max_seeds seeds; [] when
+    adaptive seeding is off."""
+    if not config.get("adaptive"):
+        return []
+    seeds, batch = dataset_seeds(config, dataset), config["adaptive"]["batch"]
+    extra = list(range(max(seeds) + 1, max(seeds) + 1 + config["adaptive"]["max_seeds"] - len(seeds)))
+    return [extra[first:first + batch] for first in range(0, len(extra), batch)]
+
+
+def looks(config: dict) -> int:
+    """How many times adaptive seeding may look at the data: the configured seeds, then each batch."""
+    return 1 + max((len(adaptive_batches(config, name)) for name in config["datasets"]), default=0)
+
+
+def training_groups(config: dict, dataset: str) -> list[tuple[tuple, list[int]]]:
+    """(sweep point, seed group) of every training rule of `dataset`: the base run and each sweep point with
+    the dataset's seed groups and adaptive seeding's batches, each crossed data-order seed with the
+    initialization seeds (variance by source)."""
+    points = [(sweeps.BASE, None), *sweeps.points(config["datasets"][dataset])]
+    groups = seed_groups(config, dataset) + adaptive_batches(config, dataset)
+    found = [(point, seeds) for point in points for seeds in groups]
+    if crossed := config["datasets"][dataset].get("variance"):
+        found += [((sweeps.ORDER_SEED, order), seeds) for order in crossed["order_seeds"]
+                  for seeds in seed_groups(config, dataset, crossed["init_seeds"])]
+    return found
 
 
 def experiment(config: dict) -> dict:
@@ -397,9 +445,9 @@ def experiment(config: dict) -> dict:
 def training_jobs(config: dict, selected: list[dict] | None = None) -> int:
     """How many training jobs the config's runs (or the `selected` ones) make: seed groups of each
     arch x variant x framework x sweep point."""
-    group = {(name, seed): i for name in config["datasets"] for i, seeds in enumerate(seed_groups(config, name))
-             for seed in seeds}
-    return len({(*(run[key] for key in RUN_KEYS[:-1]), group[run["dataset"], run["seed"]])
+    group = {(name, point, seed): i for name in config["datasets"]
+             for i, (point, seeds) in enumerate(training_groups(config, name)) for seed in seeds}
+    return len({(*(run[key] for key in RUN_KEYS[:4]), group[run["dataset"], (run["sweep"], run["sweep_value"]), run["seed"]])
                 for run in (runs(config) if selected is None else selected)})
 
 
@@ -411,7 +459,8 @@ def run_count(config: dict) -> str:
     for run in every:
         by_sweep.setdefault(run["sweep"], []).append(run)
     if len(by_sweep) > 1 or sweeps.BASE not in by_sweep:
-        parts.append("(" + ", ".join(f"{'base settings' if sweep == sweeps.BASE else 'sweep ' + sweep}: "
+        label = {sweeps.BASE: "base settings", sweeps.ORDER_SEED: "crossed init x order seeds"}
+        parts.append("(" + ", ".join(f"{label.get(sweep, 'sweep ' + sweep)}: "
                                      f"{len(chosen)} runs in {training_jobs(config, chosen)} jobs"
                                      for sweep, chosen in by_sweep.items()) + ")")
     return " ".join(parts)
@@ -437,7 +486,19 @@ def runs(config: dict) -> list[dict]:
             result += [dict(zip(RUN_KEYS, (dataset, arch, variant, framework, sweep, value, seed)))
                        for arch, variant, framework, seed in combos
                        if variant not in settings["skip"].get(arch, [])]
+        result += crossed_runs(config, dataset)
     return result
+
+
+def crossed_runs(config: dict, dataset: str) -> list[dict]:
+    """Variance by source: every initialization seed x data-order seed of the dataset's `variance.variants`."""
+    settings = config["datasets"][dataset]
+    if not (crossed := settings.get("variance")):
+        return []
+    combos = product(settings["archs"], crossed["variants"], config["frameworks"], crossed["order_seeds"],
+                     crossed["init_seeds"])
+    return [dict(zip(RUN_KEYS, (dataset, arch, variant, framework, sweeps.ORDER_SEED, order, seed)))
+            for arch, variant, framework, order, seed in combos if variant not in settings["skip"].get(arch, [])]
 
 
 def dataset_params(config: dict, dataset: str) -> dict:
@@ -479,9 +540,11 @@ def resolve_run(config: dict, dataset: str, arch: str, variant: str, framework: 
     }
     if sweep == sweeps.BASE:
         return run
+    if sweep == sweeps.ORDER_SEED:  # the dataset's own settings; `seed` draws the weights, this the data order
+        return {**run, "sweep_value": int(sweep_value), "order_seed": int(sweep_value)}
     if sweep not in sweeps.AXES:
         raise ConfigError(f"run {dataset}/{arch}/{variant}: unknown sweep axis {sweep!r}; use one of: "
-                          f"base, {', '.join(sweeps.AXES)}")
+                          f"base, {sweeps.ORDER_SEED}, {', '.join(sweeps.AXES)}")
     return {**sweeps.apply(run, sweep, sweep_value), "sweep_value": sweeps.normalized(sweep, sweep_value)}
 
 

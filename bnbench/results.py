@@ -10,6 +10,7 @@ from pathlib import Path
 from bnbench import BnbenchError, sweeps
 from bnbench.analysis.metrics import run_metrics
 from bnbench.files import atomic_write
+from bnbench.training.diagnostics import GAP_KEYS
 
 # What identifies a run (and its folder); GROUP_KEYS: runs that differ only in seed form one statistical group.
 # `sweep` is the swept axis (bnbench.sweeps) or "base" (the dataset's own settings, `sweep_value` None).
@@ -20,6 +21,7 @@ SETTING_KEYS = ("epochs", "batch_size", "optimizer", "target_accuracy", "bn", "i
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 HISTORY_COLUMNS = [*RUN_KEYS, *EPOCH_COLUMNS]
 FINAL_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")  # of the last epoch trained
+DIAGNOSTIC_KEYS = ("population_test_loss", "population_test_accuracy", "bn_statistics")
 
 
 def run_name(run: dict) -> str:
@@ -47,6 +49,8 @@ def summary_record(run: dict, outcome: dict, provenance: dict) -> dict:
         "run": {key: value for key, value in run.items() if key not in RUN_KEYS},
         **{key: last[key] for key in FINAL_METRICS},
         "test_loss": outcome["test_loss"], "test_accuracy": outcome["test_accuracy"],
+        # BN's train/inference gap (bnbench.training.diagnostics); None / [] without moving statistics
+        **{key: outcome[key] for key in DIAGNOSTIC_KEYS},
         "train_test_gap": last["train_accuracy"] - outcome["test_accuracy"],  # overfitting (train: inference mode)
         **run_metrics(history, run["target_accuracy"], run["epochs"], outcome["diverged"]),
         "diverged": outcome["diverged"], "diverged_epoch": outcome["diverged_epoch"],
@@ -69,12 +73,29 @@ def write_summary(path: str | Path, summary: dict) -> None:
     atomic_write(Path(path), lambda handle: json.dump(summary, handle, indent=2, sort_keys=True))
 
 
-def write_tables(run_dirs: list[str | Path], history_path: str | Path, summary_path: str | Path) -> tuple[int, int]:
-    """The combine rule: history.parquet and summary.csv of the runs in `run_dirs`; (runs, epochs)."""
+def write_tables(run_dirs: list[str | Path], history_path: str | Path, summary_path: str | Path,
+                 bn_statistics_path: str | Path) -> tuple[int, int]:
+    """The combine rule: history.parquet, summary.csv and bn_statistics.csv of the runs in `run_dirs`;
+    (runs, epochs)."""
     history, summary = combine(run_dirs)
+    layers = bn_statistics(summary)
     atomic_write(Path(history_path), lambda handle: history.to_parquet(handle, index=False), mode="wb")
-    atomic_write(Path(summary_path), lambda handle: summary.to_csv(handle, index=False))
+    atomic_write(Path(summary_path), lambda handle: summary.drop(columns="bn_statistics").to_csv(handle, index=False))
+    atomic_write(Path(bn_statistics_path), lambda handle: layers.to_csv(handle, index=False))
     return len(summary), len(history)
+
+
+BN_STATISTICS_COLUMNS = [*RUN_KEYS, "layer", "channels", *GAP_KEYS]
+
+
+def bn_statistics(summary):
+    """bn_statistics.csv: one row per run x BN layer with that layer's train/inference gaps
+    (bnbench.training.diagnostics), from summary.json's `bn_statistics` lists."""
+    import pandas as pd
+
+    rows = [{**{key: run[key] for key in RUN_KEYS}, **layer}
+            for run in summary.to_dict("records") for layer in run["bn_statistics"]]
+    return pd.DataFrame(rows, columns=BN_STATISTICS_COLUMNS)
 
 
 class DamagedRun(BnbenchError):
@@ -87,8 +108,8 @@ def _damaged(path: Path, problem: str) -> DamagedRun:
 
 
 # What every summary.json holds besides the run keys (summary_record).
-SUMMARY_KEYS = ("run", *FINAL_METRICS, "test_loss", "test_accuracy", "diverged", "diverged_epoch", "epochs_trained",
-                "reached_target")
+SUMMARY_KEYS = ("run", *FINAL_METRICS, "test_loss", "test_accuracy", *DIAGNOSTIC_KEYS, "diverged", "diverged_epoch",
+                "epochs_trained", "reached_target")
 
 
 def read_summary(folder: Path) -> dict:
@@ -155,8 +176,19 @@ def combine(run_dirs: list[str | Path]):
     summaries = [read_summary(folder) for folder in folders]
     history = pd.concat([read_history(folder, summary) for folder, summary in zip(folders, summaries)],
                         ignore_index=True)
+    return history, summary_frame(summaries)
+
+
+def summary_table(run_dirs: list[str | Path]):
+    """The runs' summary.json files (checked, read_summary) as combine's summary table."""
+    return summary_frame([read_summary(Path(folder)) for folder in run_dirs])
+
+
+def summary_frame(summaries: list[dict]):
+    """summary.json records as one table: nested keys flattened with dots, the run keys first."""
+    import pandas as pd
+
     summary = pd.json_normalize(summaries, sep=".")
     first = [*RUN_KEYS, *(c for c in summary.columns
                           if c not in RUN_KEYS and not c.startswith(("run.", "provenance.")))]
-    summary = summary[first + [c for c in summary.columns if c not in first]]
-    return history, summary
+    return summary[first + [c for c in summary.columns if c not in first]]

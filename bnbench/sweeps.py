@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BASE = "base"  # the `sweep` of a run at the dataset's own settings
+# The `sweep` of a crossed run (variance by source, bnbench.analysis.variance): the dataset's own settings with
+# `sweep_value` as the data-order seed and `seed` as the initialization seed; not an axis of AXES.
+ORDER_SEED = "order_seed"
 
 
 @dataclass(frozen=True)

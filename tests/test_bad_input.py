@@ -185,6 +185,19 @@ CONFIG_CASES = [
      {**TINY_CONFIG, "datasets": {"fashion_mnist": {"train_subset": 59999, "epochs": 1}}},
      "datasets.fashion_mnist.train_subset (59999) is larger than the 55000 training images that validation_size "
      "5000 leaves; lower train_subset (or null for all of them)"),
+    # variance by source and adaptive seeding
+    ("crossed variant the dataset does not train",
+     config_with(**{"datasets.circles.variance": {"variants": ["bn_before"], "init_seeds": [1, 2], "order_seeds": [1, 2]}}),
+     "datasets.circles.variance.variants names bn_before, which the dataset does not train; use some of: none, bn_after"),
+    ("a crossed grid of one seed", config_with(**{"datasets.circles.variance": {
+        "variants": ["bn_after"], "init_seeds": [1], "order_seeds": [1, 2]}}),
+     "datasets.circles.variance.init_seeds: [1] is too short; give at least 2"),
+    ("adaptive max_seeds without room", config_with(adaptive={"max_seeds": 3, "batch": 1}, seeds=[1, 2, 3]),
+     "adaptive.max_seeds 3 leaves no seeds to add to dataset circles, which has 3; raise max_seeds above that or set "
+     "adaptive: null"),
+    ("adaptive seeds past the seed limit", config_with(adaptive={"max_seeds": 10, "batch": 2}, seeds=[4294967290, 1]),
+     "adaptive seeds continue after the largest seed of dataset circles (4294967290) and would pass 4294967295; use "
+     "smaller seeds"),
     ("baseline none with a BN layer", {**TINY_CONFIG, "variants": {"none": {"placement": "after"},
                                                                    "bn_after": {"placement": "after"}}},
      "variants.none is the baseline without normalization every variant is compared with, but it normalizes; give "

@@ -20,8 +20,13 @@ def test_shipped_config_is_valid_and_complete():
     assert len(base) == 7 * 2 * 10 + 7 * 2 * 5  # circles; Fashion-MNIST mlp3 with 5 seeds
     # circles' sweeps, for none, bn_after and bn_before: 6 further learning rates, 3 batch sizes, 2 init
     # scales, 2 dropout rates (the base value of each is the base run)
-    swept = [run for run in every if run["sweep"] != "base"]
+    swept = [run for run in every if run["sweep"] not in ("base", "order_seed")]
     assert len(swept) == (6 + 3 + 2 + 2) * 3 * 2 * 10 and {r["dataset"] for r in swept} == {"circles"}
+    # variance by source: the 7 circles variants cross 5 initialization x 5 data-order seeds
+    crossed = [run for run in every if run["sweep"] == "order_seed"]
+    assert len(crossed) == 7 * 2 * 5 * 5 and {(r["seed"], r["sweep_value"]) for r in crossed} == {
+        (i, j) for i in range(1, 6) for j in range(1, 6)}
+    assert config["adaptive"] is None  # opt-in
     assert {r["variant"] for r in swept} == {"none", "bn_after", "bn_before"}
     assert min(r["sweep_value"] for r in swept if r["sweep"] == "batch_size") == 4
     fashion = resolve_run(config, "fashion_mnist", "mlp3", "bn_before", "keras", 1)
@@ -47,8 +52,11 @@ def test_sensitivity_preset_dry_run_lists_its_sweeps(tmp_path):
     proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "presets/sensitivity.yaml"))
     line = next(line for line in proc.stderr.splitlines() if line.startswith("bnbench: "))
     # circles: 7 variants x 2 frameworks x 10 seeds at 1 base + 15 sweep points (6 learning rates, 3 batch
-    # sizes, 4 init scales, 2 dropout rates); Fashion-MNIST: 7 x 2 x 5 at 1 + 5 points, 5 seeds per job
-    assert line.startswith(f"bnbench: {7 * 2 * 10 * 16 + 7 * 2 * 5 * 6} runs in {7 * 2 * 16 + 7 * 2 * 6} training jobs")
+    # sizes, 4 init scales, 2 dropout rates); Fashion-MNIST: 7 x 2 x 5 at 1 + 5 points, 5 seeds per job;
+    # config.yaml's crossed seeds (7 x 2 x 5 x 5 runs, one job per order seed)
+    crossed_runs, crossed_jobs = 7 * 2 * 5 * 5, 7 * 2 * 5
+    assert line.startswith(f"bnbench: {7 * 2 * 10 * 16 + 7 * 2 * 5 * 6 + crossed_runs} runs in "
+                           f"{7 * 2 * 16 + 7 * 2 * 6 + crossed_jobs} training jobs")
     for sweep, runs_ in (("learning_rate", 7 * 2 * 10 * 6 + 7 * 2 * 5 * 3), ("init_scale", 7 * 2 * 10 * 4)):
         assert f"sweep {sweep}: {runs_} runs" in line
     assert "fashion_mnist/mlp3/bn_input/torch/learning_rate=0.1/seed5/history.csv" in proc.stdout

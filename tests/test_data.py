@@ -39,7 +39,8 @@ def test_dataset_registry_and_config_schema_agree():
     schema = load_schema()["properties"]["datasets"]["properties"]
     assert set(schema) == set(data.DATASETS)
     training_keys = {"archs", "epochs", "batch_size", "optimizer", "target_accuracy", "target_ladder", "seeds",
-                     "variants", "skip", "runs_per_job", "init_scale", "dropout", "sweeps", "sweep_variants"}
+                     "variants", "skip", "runs_per_job", "init_scale", "dropout", "sweeps", "sweep_variants",
+                     "variance"}
     for name, entry in schema.items():
         data_keys = set(entry["properties"]) - training_keys
         assert data_keys and data_keys <= set(data.params(name)), (name, data_keys - set(data.params(name)))

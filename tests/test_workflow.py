@@ -61,6 +61,13 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
     assert set(summary.variant) == {"none", "bn_after"} and set(summary.framework) == {"keras", "torch"}
     assert set(summary.seed) == {1, 2}
     assert summary["test_accuracy"].between(0, 1).all()
+    # BN's diagnostics: population statistics for the BN runs only, one row per BN run x layer
+    with_bn = summary.variant == "bn_after"
+    assert summary.loc[with_bn, "population_test_accuracy"].between(0, 1).all()
+    assert summary.loc[~with_bn, "population_test_accuracy"].isna().all()
+    layers = pd.read_csv(workdir / "results/bn_statistics.csv")
+    assert len(layers) == 4 and set(layers.variant) == {"bn_after"} and (layers.channels == 50).all()
+    assert (layers[["last_batch_mean_gap", "population_mean_gap"]] >= 0).all().all()
     for run in summary.itertuples():
         run_dir = workdir / f"results/runs/circles/mlp/{run.variant}/{run.framework}/seed{run.seed}"
         assert json.loads((run_dir / "summary.json").read_text())["test_accuracy"] == run.test_accuracy
@@ -73,14 +80,16 @@ def test_all_runs_land_in_the_tidy_tables(tiny_run):
 
 FIGURES = ("val_accuracy", "train_loss", "test_accuracy", "epochs_to_target", "performance_profile",
            "improvement", "agreement", "target_ladder", "sensitivity_learning_rate", "sensitivity_batch_size",
-           "sensitivity_init_scale", "sensitivity_dropout", "stability_map")  # the shipped figure table (plots.FIGURES)
+           "sensitivity_init_scale", "sensitivity_dropout", "stability_map", "bn_gap",
+           "variance_by_source")  # the shipped figure table (plots.FIGURES)
 
 
 def test_shipped_figure_table():
     from bnbench.analysis.plots import FIGURES as TABLE
 
     assert set(TABLE) == set(FIGURES)
-    assert all(figure.caption and figure.category in {"Convergence", "Accuracy", "Frameworks", "Sweeps"}
+    assert all(figure.caption and figure.category in {"Convergence", "Accuracy", "Frameworks", "Sweeps",
+                                                      "BN statistics", "Variance"}
                for figure in TABLE.values())
 
 

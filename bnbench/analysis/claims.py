@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -179,9 +180,17 @@ def _measure(summary: pd.DataFrame, claim: dict, variant: str, framework: str,
             f"{claim['against']}: {' or '.join(claim['expect'])}"}, differences
 
 
-def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = None, min_pairs: int = 5) -> pd.DataFrame:
+def row_key(claim: dict, variant: str, framework: str) -> tuple[str, str, str]:
+    """What names one row of the claims table."""
+    return claim["id"], variant, framework
+
+
+def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = None, min_pairs: int = 5,
+             alpha: float = ALPHA, family: Callable[[dict, tuple], bool] | None = None) -> pd.DataFrame:
     """One row per claim x framework: n (runs or pairs), measured mean with its 95 % CI, the single-run
-    percentile and prediction interval, the outcome and verdict after Holm's correction, seeds needed."""
+    percentile and prediction interval, the outcome and verdict after Holm's correction at `alpha`, seeds
+    needed. `family(claim, row_key)`: which rows are tested (default all; the others are shown untested,
+    for bnbench.analysis.sequential)."""
     margins = margins or {}
     rows, tests = [], []
     seeds = sensitivity.per_seed(summary)
@@ -199,13 +208,13 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
                 if "value" in claim:  # (a claimed range has no one percentile)
                     row["percentile"] = percentile(values, claim["value"])
                 row["prediction_low"], row["prediction_high"] = prediction_interval(values)
-            enough = values.size >= max(min_pairs, 2)
+            enough = values.size >= max(min_pairs, 2) and (family is None or family(claim, row_key(claim, variant, framework)))
             tests.append(_tests(claim, values, row["margin"]) if enough else {})
             row["verdict"] = NO_DATA if values.size == 0 else INCONCLUSIVE
             rows.append((claim, row, values))
     tested = [i for i, t in enumerate(tests) if t]  # the family: rows with enough runs to test
     levels = [0.0] * len(tests)
-    for i, level in zip(tested, holm([min(tests[i].values()) for i in tested])):
+    for i, level in zip(tested, holm([min(tests[i].values()) for i in tested], alpha)):
         levels[i] = level
     table = []
     for (claim, row, values), test, level in zip(rows, tests, levels):
@@ -221,12 +230,13 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
         elif outcome:
             row["verdict"] = outcome
         if row["verdict"] == INCONCLUSIVE and values.size >= 2:
-            alpha = ALPHA / max(1, len(tested))  # the strictest Holm level: a conservative estimate
+            strictest = alpha / max(1, len(tested))  # the strictest Holm level: a conservative estimate
             row["seeds_needed"] = max(min_pairs, seeds_needed(values.mean(), values.std(ddof=1),
-                                                              _boundary(claim, values, row["margin"]), alpha))
+                                                              _boundary(claim, values, row["margin"]), strictest))
         table.append(row)
-    columns = ["id", "framework", "variant", "against", "kind", "metric", "claim", "source", "quote", "quote_verbatim", "expected", "n", "n_pairs",
-               "measured", "ci_low",
-               "ci_high", "percentile", "prediction_low", "prediction_high", "margin", "outcome", "p_value",
-               "holm_level", "verdict", "seeds_needed"]
-    return pd.DataFrame(table).reindex(columns=columns)
+    return pd.DataFrame(table).reindex(columns=COLUMNS)
+
+
+COLUMNS = ["id", "framework", "variant", "against", "kind", "metric", "claim", "source", "quote", "quote_verbatim",
+           "expected", "n", "n_pairs", "measured", "ci_low", "ci_high", "percentile", "prediction_low",
+           "prediction_high", "margin", "outcome", "p_value", "holm_level", "verdict", "seeds_needed"]

@@ -58,6 +58,8 @@ class Panel:
     epochs: int
     target: float
     target_ladder: list[float]  # from config, or derived from the baseline (metrics.ladder)
+    bn_layers: pd.DataFrame = None  # bn_statistics.csv: one row per run x BN layer (its base runs)
+    variance: pd.DataFrame = None  # variance.csv's rows
 
 
 @dataclass(frozen=True)
@@ -344,6 +346,63 @@ def stability_map(panel: Panel):
     return stability_heatmaps(panel.points, panel.variants)
 
 
+# --- BN's train/inference gap, variance by source -------------------------------------------------------
+
+@figure("BN statistics", "BN's train/inference gap (base runs of the variants with moving statistics). Left: test "
+                         "accuracy with population statistics recomputed over the training set minus test accuracy "
+                         "with the moving statistics, same weights (mean and 95 % CI over seeds). Right: how far the "
+                         "last mini-batch's and the training set's statistics lie from the moving ones (mean shift "
+                         "in moving standard deviations, averaged over the BN layers).")
+def bn_gap(panel: Panel):
+    runs = panel.summary[panel.summary["population_test_accuracy"].notna()]
+    if runs.empty:
+        return _note("No BN diagnostics: no variant here keeps moving statistics (BN or batch renorm)")
+    order = [v for v in panel.variants if v in set(runs.variant)]
+    gains = runs.assign(gain=runs["population_test_accuracy"] - runs["test_accuracy"])
+    layers = panel.bn_layers.groupby(["variant", "framework", "seed"], sort=False)[
+        ["last_batch_mean_gap", "population_mean_gap"]].mean().reset_index()
+    shifts = layers.melt(id_vars=["variant", "framework", "seed"], var_name="statistics", value_name="shift")
+    shifts["statistics"] = shifts["statistics"].map({"last_batch_mean_gap": "last batch", "population_mean_gap": "training set"})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(2 * _width(order), 4))
+    sns.pointplot(data=gains, x="variant", y="gain", hue="framework", order=order, linestyle="none", ax=left,
+                  dodge=0.3 if gains["framework"].nunique() > 1 else False, **CI)  # (seaborn: no dodge for one hue)
+    left.axhline(0, color="grey", lw=1)
+    left.set(xlabel="", ylabel="population − moving statistics, test accuracy")
+    sns.pointplot(data=shifts, x="variant", y="shift", hue="statistics", order=order, dodge=0.3, linestyle="none",
+                  ax=right, **CI)
+    right.set(xlabel="", ylabel="|mean − moving mean| / moving std")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("BN's train/inference gap: mean and 95 % CI over seeds and frameworks' runs")
+    return fig
+
+
+SHARES = {"init_share": "initialization", "order_share": "data order", "interaction_share": "interaction"}
+
+
+@figure("Variance", "Variance by source over crossed runs (every initialization seed with every data-order seed): "
+                    "the share of each variant's test-accuracy variance due to the initial weights, the data order "
+                    "(batch order and dropout masks) and their interaction (ANOVA estimates, pigeonhole-bootstrap "
+                    "95 % CIs).")
+def variance_by_source(panel: Panel):
+    rows = panel.variance[panel.variance["metric"] == "test_accuracy"] if panel.variance is not None else None
+    if rows is None or rows.empty or rows["init_share"].isna().all():
+        return _note("No crossed runs here (config: datasets.<name>.variance: variants, init_seeds, order_seeds)")
+    labels = [f"{v}\n{f}" for v, f in zip(rows["variant"], rows["framework"])]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4))
+    width, x = 0.27, np.arange(len(rows))
+    for offset, (share, label) in zip((-width, 0.0, width), SHARES.items()):
+        values = rows[share].to_numpy(float)
+        errors = np.abs(np.vstack([values - rows[f"{share}_low"], rows[f"{share}_high"] - values]))
+        ax.bar(x + offset, values, width, yerr=np.nan_to_num(errors), capsize=2, label=label)
+    ax.set_xticks(x, labels, rotation=30)
+    ax.set(ylim=(0, 1), ylabel="share of test-accuracy variance")
+    ax.legend(title="source")
+    ax.set_title(f"Variance by source ({int(rows['n_init'].max())} initialization x {int(rows['n_order'].max())} "
+                 f"data-order seeds)")
+    return fig
+
+
 def write_caption_files(folder: str | Path) -> dict[str, str]:
     """Snakemake's --report reads a caption file (reStructuredText, rendered with Jinja2) per output:
     one per figure of the table, rewritten only when its text changed. Returns name -> path."""
@@ -394,12 +453,19 @@ def target_ladder(panel: Panel):
     return grid.figure
 
 
+def _read_or_empty(path) -> pd.DataFrame:
+    """A table the figures read, or an empty one with the key columns when none is given."""
+    if path is None:
+        return pd.DataFrame(columns=["dataset", "arch", "variant", "framework", "seed", "sweep", "metric"])
+    return pd.read_csv(path)
+
+
 def figure_path(outdir: str | Path, name: str) -> Path:
     return Path(outdir) / f"{name}.svg"
 
 
 def write_figures(history_path, summary_path, comparisons_path, dataset: str, arch: str, outdir,
-                  target_ladder: list[float] | None = None) -> None:
+                  target_ladder: list[float] | None = None, bn_statistics_path=None, variance_path=None) -> None:
     """Every figure of FIGURES for one dataset x arch, as outdir/<name>.svg."""
     plt.switch_backend("Agg")  # files only, whatever the user's MPLBACKEND (compute nodes have no display)
     sns.set_theme(style="whitegrid", context="notebook")
@@ -411,6 +477,8 @@ def write_figures(history_path, summary_path, comparisons_path, dataset: str, ar
                   runs=runs, points=sensitivity.points(runs),
                   comparisons=select(pd.read_csv(comparisons_path)), variants=list(dict.fromkeys(summary["variant"])),
                   epochs=int(summary["run.epochs"].max()), target=float(summary["run.target_accuracy"].iloc[0]),
-                  target_ladder=target_ladder or metrics.ladder(baseline_accuracies(summary)))
+                  target_ladder=target_ladder or metrics.ladder(baseline_accuracies(summary)),
+                  bn_layers=base(select(_read_or_empty(bn_statistics_path))),
+                  variance=select(_read_or_empty(variance_path)))
     for name, fig in FIGURES.items():
         _save(fig.draw(panel), figure_path(outdir, name))

@@ -196,6 +196,8 @@ def claims_table(claims: pd.DataFrame) -> list[dict]:
         pairs = "" if pd.isna(row.get("n_pairs")) else f" ({int(row['n_pairs'])})"
         rows.append({**row, "value": _fmt(row["measured"], row["ci_low"], row["ci_high"], 3), "single_run": single,
                      "runs": f"{int(row['n'])}{pairs}", "outcome": "" if pd.isna(row.get("outcome")) else row["outcome"],
+                     "look": "" if pd.isna(row.get("look", np.nan)) else str(int(row["look"])),
+                     "level": "" if pd.isna(row.get("alpha", np.nan)) else f"{row['alpha']:.2g}",
                      "seeds": "" if pd.isna(row.get("seeds_needed")) else (
                          "∞" if row["seeds_needed"] == float("inf") else f"{int(row['seeds_needed'])}"),
                      "quote": "" if pd.isna(row.get("quote")) else row["quote"],
@@ -244,7 +246,39 @@ def sanity_checks(runs: pd.DataFrame, arch: str) -> list[str]:
     return notes
 
 
-def _sections(summary, stats_table, comparisons, figures: list[Path], stability: pd.DataFrame) -> list[dict]:
+def bn_gap_view(table: pd.DataFrame) -> pd.DataFrame:
+    """bn_diagnostics.csv of one dataset x arch as the report shows it: the base runs and the batch-size
+    sweep (small batches), one row per variant x framework x point x BN layer."""
+    rows = table[table["sweep"].isin([sweeps.BASE, "batch_size"])]
+    point = [("" if s == sweeps.BASE else f"batch size {sweeps.value_text(int(v))}")
+             for s, v in zip(rows["sweep"], rows["sweep_value"])]
+    return pd.DataFrame({
+        "variant": rows["variant"], "framework": rows["framework"], "point": point, "runs": rows["n_runs"],
+        "test accuracy (moving)": rows["test_accuracy"].map(_number),
+        "test accuracy (population)": rows["population_test_accuracy"].map(_number),
+        "gain [95 % CI]": [_fmt(m, lo, hi, 3) for m, lo, hi in zip(
+            rows["population_gain"], rows["population_gain_ci_low"], rows["population_gain_ci_high"])],
+        "layer": rows["layer"].map(lambda v: "–" if pd.isna(v) else str(int(v))),
+        "last batch: mean shift": rows["last_batch_mean_gap"].map(_number),
+        "last batch: |log std ratio|": rows["last_batch_log_std_ratio"].map(_number),
+        "training set: mean shift": rows["population_mean_gap"].map(_number),
+        "training set: |log std ratio|": rows["population_log_std_ratio"].map(_number)})
+
+
+def variance_view(table: pd.DataFrame) -> pd.DataFrame:
+    """variance.csv of one dataset x arch as the report shows it (test accuracy and epochs to target)."""
+    rows = table[table["metric"].isin(["test_accuracy", "epochs_to_target", "population_test_accuracy"])]
+    shares = {"initialization": "init_share", "data order": "order_share", "interaction": "interaction_share"}
+    return pd.DataFrame({
+        "variant": rows["variant"], "framework": rows["framework"], "metric": rows["metric"].str.replace("_", " "),
+        "seeds (init x order)": [f"{int(i)} x {int(o)}" for i, o in zip(rows["n_init"], rows["n_order"])],
+        "total variance": rows["total_variance"].map(lambda v: "–" if pd.isna(v) else f"{v:.3g}"),
+        **{label: [_fmt(m, lo, hi, 2) for m, lo, hi in zip(rows[c], rows[f"{c}_low"], rows[f"{c}_high"])]
+           for label, c in shares.items()}})
+
+
+def _sections(summary, stats_table, comparisons, figures: list[Path], stability: pd.DataFrame,
+              bn_gap: pd.DataFrame, variance: pd.DataFrame) -> list[dict]:
     """One section per dataset x arch (`summary`: its base runs)."""
     sections = []
     for (dataset, arch), group in summary.groupby(["dataset", "arch"], sort=False):
@@ -261,7 +295,9 @@ def _sections(summary, stats_table, comparisons, figures: list[Path], stability:
                          "means": _html(means_table(here(stats_table))),
                          "versus": _html(comparisons_table(here(comparisons), "variant_vs_baseline")),
                          "agreement": _html(comparisons_table(here(comparisons), "keras_vs_torch")),
-                         "stability": _html(stability_view(here(stability))) if len(here(stability)) else ""})
+                         "stability": _html(stability_view(here(stability))) if len(here(stability)) else "",
+                         "bn_gap": _html(bn_gap_view(here(bn_gap))) if len(here(bn_gap)) else "",
+                         "variance": _html(variance_view(here(variance))) if len(here(variance)) else ""})
     return sections
 
 
@@ -272,19 +308,35 @@ def read_summary(path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=dict.fromkeys(text, str))
 
 
-def write_report(summary, stats, comparisons, claims, figures, config_json: str, out, stability=None) -> None:
+def _optional(path) -> pd.DataFrame:
+    return pd.read_csv(path) if path else pd.DataFrame(columns=["dataset", "arch"])
+
+
+def adaptive_summary(claims: pd.DataFrame, config: dict) -> dict | None:
+    """What the report says about adaptive seeding (None when it was off)."""
+    if not config.get("adaptive") or "look" not in claims:
+        return None
+    from bnbench.config import looks
+
+    return {**config["adaptive"], "looks": looks(config), "looks_run": int(claims["look"].max())}
+
+
+def write_report(summary, stats, comparisons, claims, figures, config_json: str, out, stability=None,
+                 bn_diagnostics=None, variance=None) -> None:
     runs, stats_table = read_summary(summary), pd.read_csv(stats)
     comparisons, claims = pd.read_csv(comparisons), pd.read_csv(claims)
-    stability = pd.read_csv(stability) if stability else pd.DataFrame(columns=["dataset", "arch"])
+    stability, bn_gap, variance = _optional(stability), _optional(bn_diagnostics), _optional(variance)
     summary = runs[runs["sweep"] == sweeps.BASE]  # the datasets' own settings; the sweeps have their own figures
     config = json.loads(config_json)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
-        n_runs=len(runs), n_sweep_runs=len(runs) - len(summary), bn_bought=bn_bought(claims),
+        n_runs=len(runs), n_sweep_runs=int(runs['sweep'].isin(list(sweeps.AXES)).sum()),
+        n_crossed_runs=int((runs['sweep'] == sweeps.ORDER_SEED).sum()), bn_bought=bn_bought(claims),
         headline=headline(summary, config.get("equivalence_margins")), claims=claims_table(claims),
         n_claim_tests=int(claims["p_value"].notna().sum()), min_pairs=config.get("min_pairs", 5),
-        sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures], stability),
+        sections=_sections(summary, stats_table, comparisons, [Path(f) for f in figures], stability, bn_gap, variance),
+        adaptive=adaptive_summary(claims, config), any_variance=len(variance) > 0,
         provenance=provenance(runs), config=json.dumps(json.loads(config_json), indent=2),
         n_diverged=int(runs["diverged"].sum()), diverged=diverged_table(runs), n_missed=int((~runs["reached_target"]).sum()),
     )

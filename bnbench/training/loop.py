@@ -18,6 +18,8 @@ A backend (bnbench.training.backends) supplies only what differs per framework:
   state()             everything training changes (weights, BN moving statistics, optimizer
                       buffers, the framework's RNG state) as named NumPy arrays, for checkpoints
   load_state(arrays)  put such a state back, bit for bit
+  moving_statistics(), set_moving_statistics(stats), norm_inputs(rows, layer)
+                      BN's statistics and the inputs of its layers, for bnbench.training.diagnostics
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from bnbench import BnbenchError
 from bnbench.training.checkpoint import Checkpoints
+from bnbench.training.diagnostics import bn_diagnostics
 from bnbench.training.spec import INPUT_SHAPES, batch_order, dropout_masks
 
 # Train metrics are measured on the first TRAIN_EVAL_SIZE training samples (all of them for circles):
@@ -121,11 +124,12 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
     report the same thing.
     """
     done, records = checkpoints.restore(trainer) if checkpoints else (0, [])
+    order_seed = run.get("order_seed", run["seed"])  # the data-order seed: batch order and dropout masks
     diverged_epoch = None
     for epoch in range(done + 1, run["epochs"] + 1):
         start = time.perf_counter()
-        masks = dropout_masks(run["seed"], epoch, n_train, trainer.dropouts)  # [] without dropout
-        step_loss = trainer.train_epoch(batch_order(run["seed"], epoch, n_train), masks)
+        masks = dropout_masks(order_seed, epoch, n_train, trainer.dropouts)  # [] without dropout
+        step_loss = trainer.train_epoch(batch_order(order_seed, epoch, n_train), masks)
         seconds = time.perf_counter() - start
         train_loss, train_acc = trainer.evaluate("train_eval")
         val_loss, val_acc = trainer.evaluate("val")
@@ -141,5 +145,8 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
         if checkpoints and checkpoints.due(epoch, run["epochs"]):
             checkpoints.save(trainer, epoch, records)
     test_loss, test_acc = trainer.evaluate("test")
-    return {"history": records, "test_loss": test_loss, "test_accuracy": test_acc,
+    # BN's train/inference gap on the trained weights (not on a diverged network's non-finite statistics)
+    gap = (bn_diagnostics(trainer, run, n_train, records[-1]["epoch"]) if diverged_epoch is None
+           else {"population_test_loss": None, "population_test_accuracy": None, "bn_statistics": []})
+    return {"history": records, "test_loss": test_loss, "test_accuracy": test_acc, **gap,
             "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch}

@@ -15,7 +15,7 @@ from bnbench.config import (
     resolve_run,
     run_count,
     runs,
-    seed_groups,
+    training_groups,
     validate_config,
 )
 from bnbench.files import disk_full, unwritable
@@ -28,14 +28,15 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 # Every folder the rules write into, so that a read-only or dangling one deeper down is caught too.
-OUTPUT_FOLDERS = ["resources/data", "results/runs", "reports/figures", "logs/data", "logs/train",
-                  "logs/benchmarks/train", "logs/combine", "logs/stats", "logs/plots", "logs/report"]
+OUTPUT_FOLDERS = ["resources/data", "results/runs", "results/adaptive", "reports/figures", "logs/data", "logs/train",
+                  "logs/benchmarks/train", "logs/combine", "logs/stats", "logs/plots", "logs/report", "logs/adaptive"]
 if problem := unwritable(OUTPUT_FOLDERS):
     raise WorkflowError(f"output folder {problem}")
 
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
+    look=r"[1-9]\d*",
     framework="keras|torch",
     seed=r"\d+",
     arch=r"[A-Za-z0-9_]+",
@@ -97,6 +98,36 @@ def run_dirs():
     return [run_folder(r) for r in RUNS]
 
 
+def read_look(look):
+    """Adaptive seeding's plan after look `look` (1-based); Snakemake runs the look first when it is missing."""
+    with open(checkpoints.adaptive_look.get(look=str(look)).output[0], encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def look_run_dirs(look):
+    """The runs look `look` reads: the configured ones, then each earlier look's with the runs it added."""
+    if look == 1:
+        return run_dirs()
+    plan = read_look(look - 1)
+    return [run_folder(r) for r in plan["runs"] + plan["next_runs"]]
+
+
+def final_look():
+    """The plan file of the look that decided to stop (adaptive seeding)."""
+    look = 1
+    while not read_look(look)["final"]:
+        look += 1
+    return f"results/adaptive/look{look}.json"
+
+
+def final_run_dirs():
+    """Every run the tables summarise: the config's, and with adaptive seeding those its looks added."""
+    if not config["adaptive"]:
+        return run_dirs()
+    with open(final_look(), encoding="utf-8") as handle:
+        return [run_folder(r) for r in json.load(handle)["runs"]]
+
+
 def figure_paths():
     return [
         f"reports/figures/{dataset}/{arch}/{figure}.svg"
@@ -111,12 +142,9 @@ def resolved(dataset, point, wildcards, seed):
     return run if seed is not None else {key: value for key, value in run.items() if key != "seed"}
 
 
-# The training rules (train.smk): one per dataset, sweep point and seed group, its wildcards arch,
-# variant, framework. A point is (axis, value), or ("base", None) for the dataset's own settings.
-def sweep_points(dataset):
-    return [(sweeps.BASE, None), *sweeps.points(config["datasets"][dataset])]
-
-
+# The training rules (train.smk): one per dataset, sweep point and seed group (config.training_groups), its
+# wildcards arch, variant, framework. A point is (axis, value), ("base", None) for the dataset's own settings,
+# or ("order_seed", seed) for a crossed data-order seed.
 def group_label(seeds):
     """Names a seed group's log and rule: seed3, or seeds1-10 (first and last seed, in config order)."""
     return f"seed{seeds[0]}" if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
@@ -181,5 +209,8 @@ def final_outputs():
         "results/claims.csv",
         "results/sensitivity.csv",
         "results/stability.csv",
+        "results/bn_statistics.csv",
+        "results/bn_diagnostics.csv",
+        "results/variance.csv",
         "reports/index.html",
     ]

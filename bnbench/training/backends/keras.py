@@ -294,6 +294,26 @@ class Trainer:
             for i, variable in enumerate(variables):
                 variable.assign(arrays[f"{prefix}/{i}"])
 
+    # BN's statistics for bnbench.training.diagnostics (renorm's inference reads the same two variables)
+    def _moving_layers(self) -> list:
+        return [layer for layer in self.model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    def moving_statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in self._moving_layers()]
+
+    def set_moving_statistics(self, statistics: list) -> None:
+        for layer, (mean, variance) in zip(self._moving_layers(), statistics):
+            layer.moving_mean.assign(np.asarray(mean, np.float32))
+            layer.moving_variance.assign(np.asarray(variance, np.float32))
+
+    def norm_inputs(self, rows: np.ndarray, layer: int) -> np.ndarray:
+        """The inputs of the `layer`-th BN layer for training samples `rows`, in inference mode."""
+        position = self.model.layers.index(self._moving_layers()[layer])
+        x = tf.gather(self.splits["train"][0], rows)
+        for built in self.model.layers[:position]:
+            x = built(x, training=False)
+        return x.numpy()
+
     def evaluate(self, split: str) -> tuple[float, float]:
         x, y = self.splits[split]
         logits = tf.concat([self._logits(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)], axis=0)

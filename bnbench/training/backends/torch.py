@@ -427,6 +427,34 @@ class Trainer:
                 buffer.copy_(torch.from_numpy(arrays[f"optimizer/{i}"]))
         torch.set_rng_state(torch.from_numpy(arrays["rng/torch"]))
 
+    # BN's statistics for bnbench.training.diagnostics, in Keras' convention (biased moving variance)
+    def _moving_modules(self) -> list[tuple[int, nn.Module, torch.Tensor, torch.Tensor]]:
+        """(position in the model, module, moving mean, moving variance) of each layer with moving statistics."""
+        found = []
+        for position, module in enumerate(self.model):
+            if isinstance(module, KerasBatchNorm):
+                found.append((position, module, module.norm.running_mean, module.norm.running_var))
+            elif isinstance(module, KerasBatchRenorm):
+                found.append((position, module, module.moving_mean, module.moving_variance))
+        return found
+
+    def moving_statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(_numpy(mean), _numpy(variance)) for _, _, mean, variance in self._moving_modules()]
+
+    def set_moving_statistics(self, statistics: list) -> None:
+        for (_, _, mean, variance), values in zip(self._moving_modules(), statistics):
+            for buffer, value in zip((mean, variance), values):
+                _copy(buffer, np.asarray(value, np.float32))
+
+    @torch.inference_mode()
+    def norm_inputs(self, rows: np.ndarray, layer: int) -> np.ndarray:
+        """The inputs of the `layer`-th BN layer for training samples `rows`, in inference mode, channels last."""
+        position = self._moving_modules()[layer][0]
+        self.model.eval()
+        x = self.splits["train"][0].index_select(0, torch.from_numpy(np.asarray(rows, np.int64)).to(self.device))
+        x = self.model[:position](x)
+        return _numpy(x.permute(0, 2, 3, 1) if x.dim() == 4 else x)  # conv runs channels first
+
     @torch.inference_mode()
     def evaluate(self, split: str) -> tuple[float, float]:
         x, y = self.splits[split]
