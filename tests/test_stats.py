@@ -301,3 +301,23 @@ def test_fewer_epochs_is_better_and_the_difference_is_shown_as_measured():
     row = claims.evaluate(frame, [claim], margins={"epochs_to_target": 2}).iloc[0]
     assert row.outcome == claims.BETTER and row.verdict == claims.HOLDS
     assert row.measured == pytest.approx(-20.4) and row.ci_low < row.measured < row.ci_high < 0
+
+
+@pytest.mark.parametrize("kind, bounds", [("compare", None), ("range", (0.0, 0.0))])
+def test_a_row_whose_nulls_can_hold_together_keeps_its_level(kind, bounds):
+    """A difference of exactly 0 (or a mean on a range's end): both directions would be false verdicts.
+    Each of the row's tests at half its level keeps the false-verdict rate at the level; testing each at
+    the full level would give about twice it."""
+    rng, trials, level = np.random.default_rng(3), 4000, 0.05
+    claim = {"kind": kind, **({"range": list(bounds)} if bounds else {})}
+    false = undoubled = 0
+    for _ in range(trials):
+        values = rng.normal(0.0, 1.0, 10)
+        tests = claims._tests(claim, values, margin=0.0)  # margin 0: "equivalent" / "holds" cannot be shown
+        directions = {outcome: p for outcome, p in tests.items() if outcome not in (claims.EQUIVALENT, claims.HOLDS)}
+        false += any(p <= level for p in directions.values())
+        if kind == "compare":
+            undoubled += any(p / 2 <= level for p in directions.values())
+    assert false / trials <= level + 0.01  # binomial sd 0.0034
+    if kind == "compare":
+        assert undoubled / trials > 0.08

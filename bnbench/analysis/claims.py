@@ -15,12 +15,13 @@ Claims are checked as what they are:
               for the max stable learning rate).
 A claim's `variant` may list several variants: one row per variant (and framework). compare and single_run
 claims use the base runs (the dataset's own settings); stability claims the sweeps.
-Family-wise error: every claim x framework row is one test, and Holm's step-down procedure keeps the
-chance of any false verdict in the table at 5 %. A row with fewer than `min_pairs` runs (or pairs) is
-inconclusive. For an inconclusive row, `seeds_needed` estimates how many seeds (pairs) would decide it at
-the observed effect and spread: n = ((z(1 - alpha_row) + z(0.8)) * sd / effect)^2, i.e. 80 % power of a
-one-sided test at the row's Holm level, where effect is the distance of the mean (difference) from the
-nearest decision boundary it leans towards (0 for better/worse, ±m for equivalent, the range ends).
+Family-wise error: every claim x framework row is one test (a compare or range row's tests each at half
+its level, see _tests), and Holm's step-down procedure keeps the chance of any false verdict in the table
+at 5 %. A row with fewer than `min_pairs` runs (or pairs) is inconclusive. For an inconclusive row,
+`seeds_needed` estimates how many seeds (pairs) would decide it at the observed effect and spread:
+n = ((z(1 - alpha_row / 2) + z(0.8)) * sd / effect)^2, i.e. 80 % power of a one-sided test at half the row's
+Holm level, where effect is the distance of the mean (difference) from the nearest decision boundary it
+leans towards (0 for better/worse, ±m for equivalent, the range ends).
 """
 
 from __future__ import annotations
@@ -125,19 +126,27 @@ def _claimed_bounds(claim: dict) -> tuple[float, float]:
 
 
 def _tests(claim: dict, values: np.ndarray, margin: float) -> dict[str, float]:
-    """The outcome -> p-value of each test the claim's verdict can rest on."""
+    """The outcome -> p-value of each test the claim's verdict can rest on. A compare or range row has
+    tests whose nulls can hold together (a zero difference: `better` and `worse` are both false; a
+    difference on the margin or a mean on a range end: `equivalent` / `holds` and the opposite outcome),
+    so each p is doubled (each test at half the row's level): the row's chance of a false verdict stays at
+    its level, not twice it (Bonferroni within the row)."""
     if claim["kind"] in COMPARING:
-        return {EQUIVALENT: tost_p(values, -margin, margin), BETTER: one_sided_p(values, 0.0, above=True),
-                WORSE: one_sided_p(values, 0.0, above=False)}
+        return _doubled({EQUIVALENT: tost_p(values, -margin, margin), BETTER: one_sided_p(values, 0.0, above=True),
+                         WORSE: one_sided_p(values, 0.0, above=False)})
     low, high = _claimed_bounds(claim)
     if claim["kind"] == "range":
-        return {HOLDS: tost_p(values, low, high), FAILS: min(one_sided_p(values, high, above=True),
-                                                           one_sided_p(values, low, above=False))}
+        return _doubled({HOLDS: tost_p(values, low, high), FAILS: min(one_sided_p(values, high, above=True),
+                                                                      one_sided_p(values, low, above=False))})
     # single_run: the claimed value is atypical of one run of ours (prediction-interval t-test)
     n, sd, mean = values.size, values.std(ddof=1), values.mean()
     nearest = min(max(mean, low), high)  # the claimed value (or the point of the range) nearest our mean
     t = abs(mean - nearest) / (sd * math.sqrt(1 + 1 / n)) if sd > 0 else (math.inf if mean != nearest else 0.0)
     return {FAILS: 2 * _t_sf(t, n - 1)}
+
+
+def _doubled(tests: dict[str, float]) -> dict[str, float]:
+    return {outcome: min(1.0, 2 * p) for outcome, p in tests.items()}
 
 
 def _boundary(claim: dict, values: np.ndarray, margin: float) -> float:
@@ -231,6 +240,7 @@ def evaluate(summary: pd.DataFrame, claims: list[dict], margins: dict | None = N
             row["verdict"] = outcome
         if row["verdict"] == INCONCLUSIVE and values.size >= 2:
             strictest = alpha / max(1, len(tested))  # the strictest Holm level: a conservative estimate
+            strictest /= 2 if claim["kind"] != "single_run" else 1  # (each of the row's tests at half of it)
             row["seeds_needed"] = max(min_pairs, seeds_needed(values.mean(), values.std(ddof=1),
                                                               _boundary(claim, values, row["margin"]), strictest))
         table.append(row)

@@ -267,8 +267,8 @@ def improvement(panel: Panel):
 
 
 @figure("Frameworks", "Keras against PyTorch final test accuracy for the same variant, sweep point and seed "
-                      "(same initial weights, batch order and dropout masks), sweep runs included (marker: the "
-                      "swept axis); points on the dashed line agree exactly.")
+                      "(same initial weights, batch order and dropout masks), sweep and crossed-seed runs included "
+                      "(marker: the swept axis, or order_seed); points on the dashed line agree exactly.")
 def agreement(panel: Panel):
     return framework_agreement(panel.runs, panel.variants)
 
@@ -393,11 +393,12 @@ def variance_by_source(panel: Panel):
     width, x = 0.27, np.arange(len(rows))
     for offset, (share, label) in zip((-width, 0.0, width), SHARES.items()):
         values = rows[share].to_numpy(float)
-        errors = np.abs(np.vstack([values - rows[f"{share}_low"], rows[f"{share}_high"] - values]))
+        # (a percentile interval need not contain the estimate: its bar then starts at the estimate)
+        errors = np.clip(np.vstack([values - rows[f"{share}_low"], rows[f"{share}_high"] - values]), 0, None)
         ax.bar(x + offset, values, width, yerr=np.nan_to_num(errors), capsize=2, label=label)
     ax.set_xticks(x, labels, rotation=30)
     ax.set(ylim=(0, 1), ylabel="share of test-accuracy variance")
-    ax.legend(title="source")
+    ax.legend(title="source", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(f"Variance by source ({int(rows['n_init'].max())} initialization x {int(rows['n_order'].max())} "
                  f"data-order seeds)")
     return fig

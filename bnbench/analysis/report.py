@@ -267,7 +267,8 @@ def bn_gap_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def variance_view(table: pd.DataFrame) -> pd.DataFrame:
     """variance.csv of one dataset x arch as the report shows it (test accuracy and epochs to target)."""
-    rows = table[table["metric"].isin(["test_accuracy", "epochs_to_target", "population_test_accuracy"])]
+    rows = table[table["metric"].isin(["test_accuracy", "epochs_to_target", "population_test_accuracy"])
+                 & (table["n_init"] > 0)]  # (population accuracy: BN variants only)
     shares = {"initialization": "init_share", "data order": "order_share", "interaction": "interaction_share"}
     return pd.DataFrame({
         "variant": rows["variant"], "framework": rows["framework"], "metric": rows["metric"].str.replace("_", " "),

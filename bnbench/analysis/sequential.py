@@ -13,9 +13,16 @@ would raise the chance of a false verdict well above 5 %, so alpha is spent over
     when a handful of seeds says little). A row decided at a look keeps that verdict. Within a look Holm keeps
     the chance of a false verdict at a_k; over the looks the union bound keeps it at sum a_k <= alpha_s,
     whenever the data stop the procedure (conservative: it ignores that the looks' statistics are correlated).
+    When no cell may grow any more, the looks still to come would test the same data at their levels; one
+    test at the largest of them (the last: the increments grow) rejects exactly what they would, so the open
+    rows get it at once. A true null leaves the open rows only by a false verdict, so before the first one
+    every true null is open, and Holm's argument bounds each look's chance of a first false verdict by a_k.
   * single_run rows hold when they are *not* rejected, so a small early level would let them hold too easily:
-    they are tested once, at the last look, on every seed run by then, with Holm at the rest of the 5 %.
-So the whole table keeps Holm's 5 % family-wise error rate of the fixed-seed verdicts.
+    they are tested once, with Holm at the rest of the 5 %, on the configured seeds' runs (data fixed in
+    advance, so when the looks stop cannot sway them).
+So the whole table keeps Holm's 5 % family-wise error rate of the fixed-seed verdicts. The seeds the looks
+add serve these verdicts only: the other tables and figures stay on the configured seeds, whose number was
+not chosen by looking at the data.
 """
 
 from __future__ import annotations
@@ -59,13 +66,15 @@ def _key(row: dict) -> tuple:
 
 
 def look(summary: pd.DataFrame, claim_list: list[dict], index: int, looks: int, previous: pd.DataFrame | None,
-         margins: dict | None = None, min_pairs: int = 5) -> pd.DataFrame:
+         margins: dict | None = None, min_pairs: int = 5, last: bool = False) -> pd.DataFrame:
     """The claims table after look `index` (0-based) of `looks`: rows decided at an earlier look as they were
     then (`previous`: the table of the look before), the other sequential rows tested on `summary` at this
     look's level, single_run rows untested (see `finish`). Extra columns: look (1-based, the look whose data
-    the row shows), alpha (the level its family was tested at), decided."""
+    the row shows), alpha (the level its family was tested at), decided. `last`: no seeds will be added, so
+    the looks still to come would test the same data: one test at the largest of their levels is the same."""
     alpha_sequential, _ = split_alpha(claim_list)
-    level = look_levels(looks, alpha_sequential)[index]
+    levels = look_levels(looks, alpha_sequential)
+    level = max(levels[index:]) if last else levels[index]
     closed = {} if previous is None else {_key(r): r for r in previous.to_dict("records") if r["decided"]}
 
     def open_row(claim: dict, key: tuple) -> bool:
@@ -85,7 +94,8 @@ def look(summary: pd.DataFrame, claim_list: list[dict], index: int, looks: int, 
 
 def finish(table: pd.DataFrame, summary: pd.DataFrame, claim_list: list[dict], index: int,
            margins: dict | None = None, min_pairs: int = 5) -> pd.DataFrame:
-    """The last look's table: the single_run rows tested on every seed run, with Holm at their share of alpha."""
+    """The last look's table: the single_run rows tested with Holm at their share of alpha on `summary`, the
+    configured seeds' runs (data fixed in advance: when the looks stopped cannot sway these verdicts)."""
     _, alpha_single = split_alpha(claim_list)
     if alpha_single == 0:
         return table
@@ -139,7 +149,7 @@ def _records(table: pd.DataFrame) -> list[dict]:
 def plan(config: dict, run_dirs: list[str], claims_path, index: int, previous_path=None) -> dict:
     """Look `index` (0-based) over the runs in `run_dirs`: the claims table on them, and the runs to add next
     (none when every row is decided, no cell may grow, or this is the last look)."""
-    from bnbench.config import looks
+    from bnbench.config import dataset_seeds, looks
     from bnbench.results import RUN_KEYS, read_summary, summary_frame
 
     claim_list = claim_checks.load(claims_path)
@@ -150,8 +160,11 @@ def plan(config: dict, run_dirs: list[str], claims_path, index: int, previous_pa
     table = look(summary, claim_list, index, total, previous, margins, min_pairs)
     added = [] if index + 1 >= total else next_runs(config, pending_cells(table, claim_list), index)
     final = not added
+    if final and index + 1 < total:  # the open rows' cells cannot grow: their data is final
+        table = look(summary, claim_list, index, total, table, margins, min_pairs, last=True)
     if final:
-        table = finish(table, summary, claim_list, index, margins, min_pairs)
+        configured = summary[[seed in dataset_seeds(config, name) for name, seed in zip(summary.dataset, summary.seed)]]
+        table = finish(table, configured, claim_list, index, margins, min_pairs)
     return {"look": index + 1, "looks": total, "final": final, "runs": runs, "next_runs": added,
             "claims": _records(table)}
 

@@ -9,7 +9,9 @@ Three sets of per-channel statistics (mean, biased variance) of each BN layer's 
                already on their population statistics; test accuracy with them is population_test_accuracy
   last batch   the final epoch's last mini-batch through the final weights in BN's training mode (every BN
                layer normalising with that batch's own statistics), dropout off: the statistics the moving
-               averages took in last (with momentum 0 they *are* the moving ones, up to the final step)
+               averages took in last (with momentum 0 they *are* the moving ones, up to the final step).
+               Batch renorm layers normalise here as plain BN does (without renorm's r, d correction), so
+               behind a renorm layer these are not quite what its training saw
 Per layer, each of last batch and population is compared with moving:
   mean_gap       mean over channels of |mean - moving mean| / sqrt(moving variance + epsilon), the shift in
                  the units inference divides by

@@ -120,14 +120,6 @@ def final_look():
     return f"results/adaptive/look{look}.json"
 
 
-def final_run_dirs():
-    """Every run the tables summarise: the config's, and with adaptive seeding those its looks added."""
-    if not config["adaptive"]:
-        return run_dirs()
-    with open(final_look(), encoding="utf-8") as handle:
-        return [run_folder(r) for r in json.load(handle)["runs"]]
-
-
 def figure_paths():
     return [
         f"reports/figures/{dataset}/{arch}/{figure}.svg"

@@ -303,8 +303,8 @@ class Trainer:
 
     def set_moving_statistics(self, statistics: list) -> None:
         for layer, (mean, variance) in zip(self._moving_layers(), statistics):
-            layer.moving_mean.assign(np.asarray(mean, np.float32))
-            layer.moving_variance.assign(np.asarray(variance, np.float32))
+            layer.moving_mean.assign(np.asarray(mean, layer.moving_mean.dtype))  # (float64 models stay exact)
+            layer.moving_variance.assign(np.asarray(variance, layer.moving_variance.dtype))
 
     def norm_inputs(self, rows: np.ndarray, layer: int) -> np.ndarray:
         """The inputs of the `layer`-th BN layer for training samples `rows`, in inference mode."""

@@ -444,7 +444,7 @@ class Trainer:
     def set_moving_statistics(self, statistics: list) -> None:
         for (_, _, mean, variance), values in zip(self._moving_modules(), statistics):
             for buffer, value in zip((mean, variance), values):
-                _copy(buffer, np.asarray(value, np.float32))
+                _copy(buffer, np.asarray(value))  # copy_ casts to the buffer's dtype
 
     @torch.inference_mode()
     def norm_inputs(self, rows: np.ndarray, layer: int) -> np.ndarray:
