@@ -75,7 +75,8 @@ def test_chunking_adds_no_error_beyond_the_forward_passes_round_off(monkeypatch)
     trainer, run, _ = trained("torch", "mlp3", "bn_after")
     moving = trainer.moving_statistics()
     whole = diagnostics.statistics_over(trainer, np.arange(N), moving)
-    monkeypatch.setattr(diagnostics, "CHUNK", 7)  # uneven chunks
+    monkeypatch.setattr(diagnostics, "FIRST_CHUNK", 7)  # uneven chunks
+    monkeypatch.setattr(diagnostics, "CHUNK_VALUES", 700)
     chunked = diagnostics.statistics_over(trainer, np.arange(N), moving)
     for a, b in zip(whole, chunked):
         assert relative(a[0], b[0]) < TOLERANCE and relative(a[1], b[1]) < TOLERANCE

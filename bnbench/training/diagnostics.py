@@ -33,15 +33,20 @@ import numpy as np
 from bnbench.training.bn import BNSettings
 from bnbench.training.spec import batch_order
 
-CHUNK = 256  # training samples per forward pass (a CNN's float64 activations: ~45 MB per chunk)
+# Values per forward pass: the chunk of samples whose float64 activations fill about 32 MB (mlp3's first BN
+# layer: 13 981 samples; a CNN's 26 x 26 x 32 conv output: 193), at least FIRST_CHUNK samples.
+CHUNK_VALUES = 2 ** 22
+FIRST_CHUNK = 64  # the first pass, which measures a sample's size
 GAP_KEYS = ("last_batch_mean_gap", "last_batch_log_std_ratio", "population_mean_gap", "population_log_std_ratio")
 
 
 def moments(trainer, rows: np.ndarray, layer: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and biased variance (float64) of `layer`'s inputs over training samples `rows`."""
-    count, mean, m2 = 0, 0.0, 0.0
-    for first in range(0, len(rows), CHUNK):
-        x = trainer.norm_inputs(rows[first:first + CHUNK], layer).astype(np.float64)
+    count, mean, m2, first, chunk = 0, 0.0, 0.0, 0, FIRST_CHUNK
+    while first < len(rows):
+        x = trainer.norm_inputs(rows[first:first + chunk], layer).astype(np.float64)
+        first += chunk
+        chunk = max(FIRST_CHUNK, CHUNK_VALUES // max(1, x[0].size))
         x = x.reshape(-1, x.shape[-1])
         chunk_mean = x.mean(axis=0)
         chunk_m2 = ((x - chunk_mean) ** 2).sum(axis=0)
