@@ -116,7 +116,9 @@ SINGLE = {"id": "one_run", "source": "s", "claim": "c", "dataset": "circles", "a
 
 def test_a_look_keeps_decided_rows_and_names_the_cells_to_grow():
     claim_list = [COMPARE, SINGLE]
-    assert sequential.split_alpha(claim_list) == pytest.approx((0.025, 0.025))
+    assert sequential.split_alpha(synthetic_summary(5, 0.0), claim_list) == pytest.approx((0.025, 0.025))
+    not_run = {**COMPARE, "id": "other_dataset", "dataset": "fashion_mnist"}  # a row without runs takes no share
+    assert sequential.split_alpha(synthetic_summary(5, 0.0), [*claim_list, not_run]) == pytest.approx((0.025, 0.025))
     # a small effect, 5 seeds: inconclusive at the first look; both cells of the comparison grow
     first = sequential.look(synthetic_summary(5, 0.004), claim_list, 0, 3, None)
     row = first[first.id == "bn_helps"].iloc[0]

@@ -6,7 +6,7 @@ seeds to every cell behind a claim row that is still inconclusive, looks again, 
 decided or no cell may grow (max_seeds). Testing at a fixed 5 % at every look and stopping once a test passes
 would raise the chance of a false verdict well above 5 %, so alpha is spent over the looks:
   * Rows whose verdict is a rejection (kinds compare, stability, range: better / worse / equivalent, inside or
-    outside the range) share alpha_s = 5 % x their share of the table's rows. Look k of K (fixed in advance by
+    outside the range) share alpha_s = 5 % x their share of the table's rows that have runs behind them. Look k of K (fixed in advance by
     the config: the configured seeds, then one look per batch) tests the rows still open with Holm's procedure
     at a_k = f(k / K) - f((k - 1) / K), where f(t) = 2 - 2 Phi(z(1 - alpha_s / 2) / sqrt(t)) is the
     O'Brien-Fleming-type spending function of Lan & DeMets (1983) (f(1) = alpha_s: little is spent early,
@@ -53,12 +53,15 @@ def look_levels(looks: int, alpha: float) -> list[float]:
     return [spent(k / looks, alpha) - spent((k - 1) / looks, alpha) for k in range(1, looks + 1)]
 
 
-def split_alpha(claim_list: list[dict], alpha: float = claim_checks.ALPHA) -> tuple[float, float]:
-    """(alpha of the sequential rows, alpha of the single_run rows), in proportion to their numbers of rows."""
-    rows = {kind: sum(len(claim_checks.variants(c)) for c in claim_list if (c["kind"] in SEQUENTIAL_KINDS) == kind)
-            for kind in (True, False)}
-    total = max(1, rows[True] + rows[False])
-    return alpha * rows[True] / total, alpha * rows[False] / total
+def split_alpha(summary: pd.DataFrame, claim_list: list[dict], alpha: float = claim_checks.ALPHA) -> tuple[float, float]:
+    """(alpha of the sequential rows, alpha of the single_run rows), in proportion to their numbers of rows
+    with runs behind them. Which rows have runs is the config's doing (the looks add runs to cells that have
+    some, never new cells), so the split is fixed before any outcome is seen."""
+    table = claim_checks.evaluate(summary, claim_list, family=lambda claim, key: False)  # no test: what has data
+    measured = table[table["verdict"] != claim_checks.NO_DATA]
+    sequential = int(measured["kind"].isin(SEQUENTIAL_KINDS).sum())
+    total = max(1, len(measured))
+    return alpha * sequential / total, alpha * (len(measured) - sequential) / total
 
 
 def _key(row: dict) -> tuple:
@@ -72,7 +75,7 @@ def look(summary: pd.DataFrame, claim_list: list[dict], index: int, looks: int, 
     look's level, single_run rows untested (see `finish`). Extra columns: look (1-based, the look whose data
     the row shows), alpha (the level its family was tested at), decided. `last`: no seeds will be added, so
     the looks still to come would test the same data: one test at the largest of their levels is the same."""
-    alpha_sequential, _ = split_alpha(claim_list)
+    alpha_sequential, _ = split_alpha(summary, claim_list)
     levels = look_levels(looks, alpha_sequential)
     level = max(levels[index:]) if last else levels[index]
     closed = {} if previous is None else {_key(r): r for r in previous.to_dict("records") if r["decided"]}
@@ -96,7 +99,7 @@ def finish(table: pd.DataFrame, summary: pd.DataFrame, claim_list: list[dict], i
            margins: dict | None = None, min_pairs: int = 5) -> pd.DataFrame:
     """The last look's table: the single_run rows tested with Holm at their share of alpha on `summary`, the
     configured seeds' runs (data fixed in advance: when the looks stopped cannot sway these verdicts)."""
-    _, alpha_single = split_alpha(claim_list)
+    _, alpha_single = split_alpha(summary, claim_list)
     if alpha_single == 0:
         return table
     single = claim_checks.evaluate(summary, claim_list, margins, min_pairs, alpha=alpha_single,
