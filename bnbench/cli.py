@@ -104,8 +104,7 @@ def cmd_plots(args) -> None:
     from bnbench.analysis import plots
 
     plots.write_figures(args.history, args.summary, args.comparisons, args.dataset, args.arch, args.outdir,
-                        target_ladder=args.target_ladder, bn_statistics_path=args.bn_statistics,
-                        variance_path=args.variance)
+                        args.bn_statistics, args.variance, target_ladder=args.target_ladder)
     log(f"wrote figures for {args.dataset}/{args.arch} into {args.outdir}")
 
 

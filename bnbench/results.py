@@ -179,11 +179,6 @@ def combine(run_dirs: list[str | Path]):
     return history, summary_frame(summaries)
 
 
-def summary_table(run_dirs: list[str | Path]):
-    """The runs' summary.json files (checked, read_summary) as combine's summary table."""
-    return summary_frame([read_summary(Path(folder)) for folder in run_dirs])
-
-
 def summary_frame(summaries: list[dict]):
     """summary.json records as one table: nested keys flattened with dots, the run keys first."""
     import pandas as pd

@@ -58,8 +58,8 @@ class Panel:
     epochs: int
     target: float
     target_ladder: list[float]  # from config, or derived from the baseline (metrics.ladder)
-    bn_layers: pd.DataFrame = None  # bn_statistics.csv: one row per run x BN layer (its base runs)
-    variance: pd.DataFrame = None  # variance.csv's rows
+    bn_layers: pd.DataFrame  # bn_statistics.csv: one row per run x BN layer (its base runs)
+    variance: pd.DataFrame  # variance.csv's rows
 
 
 @dataclass(frozen=True)
@@ -385,8 +385,8 @@ SHARES = {"init_share": "initialization", "order_share": "data order", "interact
                     "(batch order and dropout masks) and their interaction (ANOVA estimates, pigeonhole-bootstrap "
                     "95 % CIs).")
 def variance_by_source(panel: Panel):
-    rows = panel.variance[panel.variance["metric"] == "test_accuracy"] if panel.variance is not None else None
-    if rows is None or rows.empty or rows["init_share"].isna().all():
+    rows = panel.variance[panel.variance["metric"] == "test_accuracy"]
+    if rows.empty or rows["init_share"].isna().all():
         return _note("No crossed runs here (config: datasets.<name>.variance: variants, init_seeds, order_seeds)")
     labels = [f"{v}\n{f}" for v, f in zip(rows["variant"], rows["framework"])]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4))
@@ -454,19 +454,12 @@ def target_ladder(panel: Panel):
     return grid.figure
 
 
-def _read_or_empty(path) -> pd.DataFrame:
-    """A table the figures read, or an empty one with the key columns when none is given."""
-    if path is None:
-        return pd.DataFrame(columns=["dataset", "arch", "variant", "framework", "seed", "sweep", "metric"])
-    return pd.read_csv(path)
-
-
 def figure_path(outdir: str | Path, name: str) -> Path:
     return Path(outdir) / f"{name}.svg"
 
 
 def write_figures(history_path, summary_path, comparisons_path, dataset: str, arch: str, outdir,
-                  target_ladder: list[float] | None = None, bn_statistics_path=None, variance_path=None) -> None:
+                  bn_statistics_path, variance_path, target_ladder: list[float] | None = None) -> None:
     """Every figure of FIGURES for one dataset x arch, as outdir/<name>.svg."""
     plt.switch_backend("Agg")  # files only, whatever the user's MPLBACKEND (compute nodes have no display)
     sns.set_theme(style="whitegrid", context="notebook")
@@ -479,7 +472,7 @@ def write_figures(history_path, summary_path, comparisons_path, dataset: str, ar
                   comparisons=select(pd.read_csv(comparisons_path)), variants=list(dict.fromkeys(summary["variant"])),
                   epochs=int(summary["run.epochs"].max()), target=float(summary["run.target_accuracy"].iloc[0]),
                   target_ladder=target_ladder or metrics.ladder(baseline_accuracies(summary)),
-                  bn_layers=base(select(_read_or_empty(bn_statistics_path))),
-                  variance=select(_read_or_empty(variance_path)))
+                  bn_layers=base(select(pd.read_csv(bn_statistics_path))),
+                  variance=select(pd.read_csv(variance_path)))
     for name, fig in FIGURES.items():
         _save(fig.draw(panel), figure_path(outdir, name))

@@ -37,6 +37,8 @@ from bnbench.training.spec import batch_order
 # layer: 13 981 samples; a CNN's 26 x 26 x 32 conv output: 193), at least FIRST_CHUNK samples.
 CHUNK_VALUES = 2 ** 22
 FIRST_CHUNK = 64  # the first pass, which measures a sample's size
+# A run without moving statistics, or one that diverged (its statistics are not finite): nothing measured.
+NOT_MEASURED = {"population_test_loss": None, "population_test_accuracy": None, "bn_statistics": []}
 GAP_KEYS = ("last_batch_mean_gap", "last_batch_log_std_ratio", "population_mean_gap", "population_log_std_ratio")
 
 
@@ -91,7 +93,7 @@ def bn_diagnostics(trainer, run: dict, n_train: int, epoch: int) -> dict:
     statistics are put back afterwards."""
     moving = trainer.moving_statistics()
     if not moving:
-        return {"population_test_loss": None, "population_test_accuracy": None, "bn_statistics": []}
+        return dict(NOT_MEASURED)
     epsilon = BNSettings.from_variant(run["bn"]).epsilon
     try:
         population = statistics_over(trainer, np.arange(n_train), moving)

@@ -32,7 +32,7 @@ import numpy as np
 
 from bnbench import BnbenchError
 from bnbench.training.checkpoint import Checkpoints
-from bnbench.training.diagnostics import bn_diagnostics
+from bnbench.training.diagnostics import NOT_MEASURED, bn_diagnostics
 from bnbench.training.spec import INPUT_SHAPES, batch_order, dropout_masks
 
 # Train metrics are measured on the first TRAIN_EVAL_SIZE training samples (all of them for circles):
@@ -146,7 +146,6 @@ def fit(trainer: Trainer, run: dict, n_train: int, log: Callable[[str], None] = 
             checkpoints.save(trainer, epoch, records)
     test_loss, test_acc = trainer.evaluate("test")
     # BN's train/inference gap on the trained weights (not on a diverged network's non-finite statistics)
-    gap = (bn_diagnostics(trainer, run, n_train, records[-1]["epoch"]) if diverged_epoch is None
-           else {"population_test_loss": None, "population_test_accuracy": None, "bn_statistics": []})
+    gap = bn_diagnostics(trainer, run, n_train, records[-1]["epoch"]) if diverged_epoch is None else NOT_MEASURED
     return {"history": records, "test_loss": test_loss, "test_accuracy": test_acc, **gap,
             "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch}
